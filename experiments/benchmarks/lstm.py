@@ -1,0 +1,189 @@
+"""Recurrent layer speed: mir_jax against Flax and PyTorch in the same process.
+
+    python experiments/benchmarks/lstm.py --quick --json /tmp/lstm.json
+
+Times forward and forward+backward (grads of params and inputs of sum(outputs))
+for unidirectional and bidirectional layers on the shapes (batch, time, input,
+hidden) below, and prints tokens per second (batch * time / s) with ratios.
+Peers: Flax ``nn.RNN(nn.OptimizedLSTMCell)`` / ``nn.Bidirectional`` (``GRUCell``
+for --cells gru) and PyTorch ``nn.LSTM`` / ``nn.GRU`` limited to --torch-threads
+threads. PyTorch is optional: without it the script says so and skips it.
+
+Allocator: glibc's malloc trims and unmaps large buffers, which slows both JAX
+and PyTorch here; to compare under a heap-friendly allocator, run e.g.
+``MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 python ...``
+(both libraries then run under the same setting, as they share the process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mir_jax.nn import cells, recurrent
+
+SHAPES = [(16, 1000, 80, 128), (8, 500, 256, 256), (64, 100, 128, 512)]
+
+
+def _median_time(fn, repeats: int, min_time: float) -> float:
+  fn()  # warm-up (compilation, allocator)
+  times = []
+  start = time.perf_counter()
+  while len(times) < repeats or (time.perf_counter() - start < min_time and len(times) < 50):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def _block(tree):
+  jax.tree_util.tree_map(lambda a: a.block_until_ready(), tree)
+
+
+def mir_jax_fns(cell, bidir, x, impl='auto'):
+  batch, steps, feat = x.shape
+  key = jax.random.PRNGKey(0)
+  hidden = HIDDEN[0]
+  if bidir:
+    params = recurrent.bidirectional_init(key, cell, feat, hidden)
+    layer = lambda p, x: recurrent.bidirectional(cell, p, x, impl=impl)[0]
+  else:
+    params = cells.get_cell(cell).init(key, feat, hidden)
+    layer = lambda p, x: recurrent.rnn(cell, p, x, impl=impl)[0]
+  fwd = jax.jit(layer)
+  bwd = jax.jit(jax.grad(lambda p, x: jnp.sum(layer(p, x)), argnums=(0, 1)))
+  return (lambda: _block(fwd(params, x))), (lambda: _block(bwd(params, x)))
+
+
+def flax_fns(cell, bidir, x):
+  import flax.linen as nn
+  hidden = HIDDEN[0]
+  make = (lambda: nn.OptimizedLSTMCell(hidden)) if cell == 'lstm' else (lambda: nn.GRUCell(hidden))
+  model = nn.Bidirectional(nn.RNN(make()), nn.RNN(make())) if bidir else nn.RNN(make())
+  variables = model.init(jax.random.PRNGKey(0), x)
+  fwd = jax.jit(model.apply)
+  bwd = jax.jit(jax.grad(lambda v, x: jnp.sum(model.apply(v, x)), argnums=(0, 1)))
+  return (lambda: _block(fwd(variables, x))), (lambda: _block(bwd(variables, x)))
+
+
+def torch_fns(cell, bidir, x_np, threads):
+  import torch
+  torch.set_num_threads(threads)
+  batch, steps, feat = x_np.shape
+  module = {'lstm': torch.nn.LSTM, 'gru': torch.nn.GRU}[cell](
+      feat, HIDDEN[0], batch_first=True, bidirectional=bidir)
+  x = torch.tensor(x_np)
+  xg = torch.tensor(x_np, requires_grad=True)
+
+  def fwd():
+    with torch.no_grad():
+      module(x)
+
+  def bwd():
+    module.zero_grad(set_to_none=True)
+    xg.grad = None
+    out, _ = module(xg)
+    out.sum().backward()
+  return fwd, bwd
+
+
+HIDDEN = [0]  # set per case; module-level so the builders share one signature
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--quick', action='store_true', help='first shape only')
+  parser.add_argument('--json', help='write the records to this path')
+  parser.add_argument('--cells', default='lstm', help='comma-separated: lstm,gru')
+  parser.add_argument('--directions', default='uni,bi')
+  parser.add_argument('--modes', default='fwd,fwd+bwd')
+  parser.add_argument('--impls', default='mir_jax,flax,torch',
+                      help='any of mir_jax,flax,torch and mir_jax_scan (the generic '
+                      'autodiff scan, for diagnosis)')
+  parser.add_argument('--torch-threads', type=int, default=2)
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--min-time', type=float, default=2.0,
+                      help='keep timing a case for at least this many seconds')
+  args = parser.parse_args(argv)
+
+  impls = args.impls.split(',')
+  if 'torch' in impls:
+    try:
+      import torch  # noqa: F401
+    except ImportError:
+      print('PyTorch is not installed: skipping the torch peer '
+            '(pip install -e ".[bench]")', file=sys.stderr)
+      impls.remove('torch')
+  shapes = SHAPES[:1] if args.quick else SHAPES
+  machine = {
+      'platform': platform.platform(), 'processor': platform.processor(),
+      'cpu_count': os.cpu_count(), 'jax': jax.__version__,
+      'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
+      'allocator_env': {k: v for k, v in os.environ.items() if k.startswith('MALLOC_')
+                        or k == 'LD_PRELOAD'},
+  }
+  if 'torch' in impls:
+    import torch
+    machine['torch'] = torch.__version__
+  print(json.dumps(machine))
+
+  records = []
+  header = (f"{'cell':5} {'case (B,T,I,H)':22} {'dir':4} {'mode':8} "
+            + ' '.join(f'{i + " tok/s":>14}' for i in impls)
+            + ('  vs flax' if 'flax' in impls else '') + ('  vs torch' if 'torch' in impls else ''))
+  print(header)
+  for cell in args.cells.split(','):
+    for shape in shapes:
+      batch, steps, feat, hidden = shape
+      HIDDEN[0] = hidden
+      x_np = np.random.default_rng(0).standard_normal((batch, steps, feat)).astype(np.float32)
+      x = jnp.asarray(x_np)
+      for direction in args.directions.split(','):
+        bidir = direction == 'bi'
+        fns = {}
+        for impl in impls:
+          if impl == 'mir_jax':
+            fns[impl] = mir_jax_fns(cell, bidir, x)
+          elif impl == 'mir_jax_scan':  # diagnostic: autodiff of the generic scan
+            fns[impl] = mir_jax_fns(cell, bidir, x, impl='scan')
+          elif impl == 'flax':
+            fns[impl] = flax_fns(cell, bidir, x)
+          elif impl == 'torch':
+            fns[impl] = torch_fns(cell, bidir, x_np, args.torch_threads)
+        for mode in args.modes.split(','):
+          rate = {}
+          for impl, (fwd, bwd) in fns.items():
+            seconds = _median_time(fwd if mode == 'fwd' else bwd, args.repeats, args.min_time)
+            rate[impl] = batch * steps / seconds
+          case = f'{cell}:{batch}x{steps}x{feat}x{hidden}'
+          for impl, tps in rate.items():
+            records.append({
+                'case': case, 'cell': cell, 'shape': list(shape), 'direction': direction,
+                'mode': mode, 'impl': impl, 'tokens_per_s': tps,
+                'ratio_vs_torch': tps / rate['torch'] if 'torch' in rate else None,
+                'ratio_vs_flax': tps / rate['flax'] if 'flax' in rate else None,
+            })
+          line = (f'{cell:5} {str(shape):22} {direction:4} {mode:8} '
+                  + ' '.join(f'{rate[i]:14,.0f}' for i in impls))
+          if 'mir_jax' in rate and 'flax' in rate:
+            line += f'  {rate["mir_jax"] / rate["flax"]:7.2f}x'
+          if 'mir_jax' in rate and 'torch' in rate:
+            line += f'  {rate["mir_jax"] / rate["torch"]:8.2f}x'
+          print(line, flush=True)
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'machine': machine, 'records': records}, f, indent=1)
+    print(f'wrote {args.json}')
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,229 @@
+"""Recurrent layers: a cell run over (batch, time, features) with ``jax.lax.scan``.
+
+Shapes are batch-major at the API, ``(B, T, F)``; time-major only inside the scan.
+
+* The input projection ``x @ w_ih + b`` for all time steps is one matrix product
+  computed before the scan, split into one (T, B, H) array per gate.
+* Variable lengths: past its length an example's carry is frozen and its output
+  is zero, so the final carry is the one at each example's own last valid step.
+* The reverse direction reverses each example within its own length
+  (:func:`reverse_sequences`), so it starts at the example's last valid frame,
+  not at the padded end.
+* A bidirectional layer is ``jax.vmap`` of the unidirectional layer over
+  parameters stacked on a leading direction axis of size 2 (forward, backward).
+* Dtype policy: parameters are stored as given (float32); with ``compute_dtype``
+  (e.g. ``jnp.bfloat16``) params and inputs are cast for the computation and
+  the outputs come back in ``compute_dtype``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from mir_jax.nn import fused
+from mir_jax.nn.cells import Cell, Params, get_cell
+
+IMPLS = ('auto', 'scan')
+
+
+def lengths_to_mask(lengths: jax.Array, max_len: int) -> jax.Array:
+  """(B,) lengths -> (B, T) boolean mask of valid frames."""
+  return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
+
+
+def reverse_sequences(x: jax.Array, lengths: jax.Array | None) -> jax.Array:
+  """Reverses each example of ``x`` (B, T, ...) within its own valid length.
+
+  Frames past an example's length stay where they are. The map is its own
+  inverse, so the same call puts reversed outputs back in time order.
+  """
+  if lengths is None:
+    return jnp.flip(x, axis=1)
+  t = jnp.arange(x.shape[1])[None, :]
+  lengths = jnp.asarray(lengths)[:, None]
+  idx = jnp.where(t < lengths, lengths - 1 - t, t)
+  idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+  return jnp.take_along_axis(x, idx, axis=1)
+
+
+def _cast(tree, dtype):
+  if dtype is None:
+    return tree
+  return jax.tree_util.tree_map(
+      lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | None = None,
+        *, reverse: bool = False, initial_carry: Any = None, unroll: int = 1,
+        compute_dtype: Any = None, impl: str = 'auto') -> tuple[jax.Array, Any]:
+  """Runs ``cell`` over ``x`` (B, T, F).
+
+  Args:
+    cell: a cell name ('lstm', 'gru', 'rnn_tanh', 'rnn_relu') or a :class:`Cell`.
+    params: the cell's parameters (see :mod:`mir_jax.nn.cells`).
+    x: inputs, (B, T, F).
+    lengths: optional (B,) int valid lengths; None means all T frames are valid.
+    reverse: run from each example's last valid frame back to its first.
+    initial_carry: defaults to zeros.
+    unroll: ``lax.scan`` unroll factor (1 is fastest on CPU for fwd+bwd).
+    compute_dtype: optional dtype for the computation (params are cast to it).
+    impl: 'auto' takes the fast path where a cell has one (LSTM and GRU: a
+      hand-written backward pass, :mod:`mir_jax.nn.fused`); 'scan' always
+      differentiates the generic scan (the reference the fast paths match).
+
+  Returns:
+    ``(outputs, final_carry)``: outputs (B, T, H), zero past each length and in
+    the input's time order also when ``reverse``; the carry after each
+    example's last valid step.
+  """
+  cell = get_cell(cell)
+  params = _cast(params, compute_dtype)
+  if compute_dtype is not None:
+    x = x.astype(compute_dtype)
+  batch, steps, _ = x.shape
+  hidden = cell.hidden_size(params)
+  if reverse:
+    x = reverse_sequences(x, lengths)
+  if initial_carry is None:
+    initial_carry = cell.initial_carry(batch, hidden, x.dtype)
+  else:
+    initial_carry = _cast(initial_carry, compute_dtype)
+  gates = cell.project(params, jnp.swapaxes(x, 0, 1))  # G x (T, B, H)
+  valid = None
+  if lengths is not None:
+    valid = (jnp.arange(steps)[:, None] < jnp.asarray(lengths)[None, :])[..., None]
+
+  if impl not in IMPLS:
+    raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+  if impl == 'auto' and cell.name == 'lstm':
+    hs, final = fused.lstm_scan(params['w_hh'], gates, initial_carry, valid, unroll)
+  elif impl == 'auto' and cell.name == 'gru':
+    hs, final = fused.gru_scan(params['w_hh'], params['b_hh'], gates, initial_carry,
+                               valid, unroll)
+  elif lengths is None:
+    def body(carry, gates_t):
+      return cell.step_projected(params, carry, gates_t)
+    final, hs = jax.lax.scan(body, initial_carry, gates, unroll=unroll)
+  else:
+    def body(carry, inputs):
+      gates_t, valid_t = inputs
+      new_carry, h = cell.step_projected(params, carry, gates_t)
+      new_carry = jax.tree_util.tree_map(
+          lambda new, old: jnp.where(valid_t, new, old), new_carry, carry)
+      return new_carry, jnp.where(valid_t, h, jnp.zeros_like(h))
+    final, hs = jax.lax.scan(body, initial_carry, (gates, valid), unroll=unroll)
+
+  outputs = jnp.swapaxes(hs, 0, 1)
+  if reverse:
+    outputs = reverse_sequences(outputs, lengths)
+  return outputs, final
+
+
+def bidirectional_init(key, cell: str | Cell, input_dim: int, hidden_dim: int,
+                       dtype=jnp.float32) -> Params:
+  """Forward and backward params stacked on a leading axis of size 2."""
+  cell = get_cell(cell)
+  return jax.vmap(lambda k: cell.init(k, input_dim, hidden_dim, dtype))(
+      jax.random.split(key, 2))
+
+
+def merge_directions(fwd: jax.Array, bwd: jax.Array, merge: str) -> jax.Array:
+  if merge == 'concat':
+    return jnp.concatenate([fwd, bwd], axis=-1)
+  if merge == 'sum':
+    return fwd + bwd
+  raise ValueError(f"merge must be 'concat' or 'sum', got {merge!r}")
+
+
+def bidirectional(cell: str | Cell, params: Params, x: jax.Array,
+                  lengths: jax.Array | None = None, *, merge: str = 'concat',
+                  initial_carry: Any = None, unroll: int = 1,
+                  compute_dtype: Any = None, impl: str = 'auto') -> tuple[jax.Array, Any]:
+  """A bidirectional layer: ``vmap`` of :func:`rnn` over stacked directions.
+
+  Args:
+    params: a cell's params with a leading direction axis of size 2
+      (index 0 forward, 1 backward), e.g. from :func:`bidirectional_init`.
+    initial_carry: optional, stacked on a leading axis of size 2 likewise.
+    merge: 'concat' -> (B, T, 2H), 'sum' -> (B, T, H).
+
+  Returns:
+    ``(outputs, final_carry)`` with the final carries stacked (2, ...): the
+    forward one at each example's last valid frame, the backward one at its
+    first frame.
+  """
+  cell = get_cell(cell)
+  # The backward direction sees each example reversed within its own length.
+  xs = jnp.stack([x, reverse_sequences(x, lengths)])
+
+  def one_direction(p, xd, carry):
+    return rnn(cell, p, xd, lengths, initial_carry=carry, unroll=unroll,
+               compute_dtype=compute_dtype, impl=impl)
+
+  carry_axis = None if initial_carry is None else 0
+  outs, finals = jax.vmap(one_direction, in_axes=(0, 0, carry_axis))(
+      params, xs, initial_carry)
+  fwd, bwd = outs[0], reverse_sequences(outs[1], lengths)
+  return merge_directions(fwd, bwd, merge), finals
+
+
+_bidirectional_layer = bidirectional  # `stack` has an argument of the same name
+
+
+def stack_init(key, cell: str | Cell, input_dim: int, hidden_dim: int, num_layers: int,
+               *, bidirectional: bool = True, merge: str = 'concat',
+               dtype=jnp.float32) -> list[Params]:
+  """Params for ``num_layers`` stacked layers (a list, one entry per layer)."""
+  cell = get_cell(cell)
+  width = hidden_dim * (2 if bidirectional and merge == 'concat' else 1)
+  layers = []
+  for layer, k in enumerate(jax.random.split(key, num_layers)):
+    in_dim = input_dim if layer == 0 else width
+    if bidirectional:
+      layers.append(bidirectional_init(k, cell, in_dim, hidden_dim, dtype))
+    else:
+      layers.append(cell.init(k, in_dim, hidden_dim, dtype))
+  return layers
+
+
+def stack(cell: str | Cell, layers: Sequence[Params], x: jax.Array,
+          lengths: jax.Array | None = None, *, bidirectional: bool = True,
+          merge: str = 'concat', dropout_rate: float = 0.0, dropout_key=None,
+          residual: bool = False, unroll: int = 1,
+          compute_dtype: Any = None, impl: str = 'auto') -> tuple[jax.Array, list]:
+  """Stacked recurrent layers with dropout between them.
+
+  Dropout (inverted, rate ``dropout_rate``) is applied to the inputs of layers
+  2..L only when ``dropout_key`` is given; without a key the stack is
+  deterministic. With ``residual`` a layer's input is added to its output
+  wherever the widths agree (so from the second layer on).
+
+  Returns:
+    ``(outputs, finals)``: the last layer's outputs and each layer's final carry.
+  """
+  cell = get_cell(cell)
+  finals = []
+  h = x
+  for index, params in enumerate(layers):
+    inp = h
+    if index > 0 and dropout_key is not None and dropout_rate > 0.0:
+      keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, index),
+                                  1.0 - dropout_rate, inp.shape)
+      inp = jnp.where(keep, inp / (1.0 - dropout_rate), jnp.zeros_like(inp))
+    if bidirectional:
+      h, final = _bidirectional_layer(
+          cell, params, inp, lengths, merge=merge, unroll=unroll,
+          compute_dtype=compute_dtype, impl=impl)
+    else:
+      h, final = rnn(cell, params, inp, lengths, unroll=unroll,
+                     compute_dtype=compute_dtype, impl=impl)
+    if residual and h.shape[-1] == inp.shape[-1]:
+      skip = inp.astype(h.dtype)
+      if lengths is not None:  # keep padded frames at zero
+        skip = jnp.where(lengths_to_mask(lengths, skip.shape[1])[..., None], skip, 0)
+      h = h + skip
+    finals.append(final)
+  return h, finals
