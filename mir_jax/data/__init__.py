@@ -1,0 +1,1 @@
+"""Data: annotation readers/writers, vocabularies, dataset folders, input pipeline."""
