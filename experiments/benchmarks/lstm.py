@@ -107,8 +107,9 @@ def main(argv=None):
   parser.add_argument('--directions', default='uni,bi')
   parser.add_argument('--modes', default='fwd,fwd+bwd')
   parser.add_argument('--impls', default='mir_jax,flax,torch',
-                      help='any of mir_jax,flax,torch and mir_jax_scan (the generic '
-                      'autodiff scan, for diagnosis)')
+                      help='any of mir_jax,flax,torch; for diagnosis also mir_jax_scan '
+                      '(autodiff of the generic scan), mir_jax_in_loop, mir_jax_hoisted '
+                      '(where the fused layers project their inputs)')
   parser.add_argument('--torch-threads', type=int, default=2)
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--min-time', type=float, default=2.0,
@@ -153,8 +154,8 @@ def main(argv=None):
         for impl in impls:
           if impl == 'mir_jax':
             fns[impl] = mir_jax_fns(cell, bidir, x)
-          elif impl == 'mir_jax_scan':  # diagnostic: autodiff of the generic scan
-            fns[impl] = mir_jax_fns(cell, bidir, x, impl='scan')
+          elif impl.startswith('mir_jax_'):  # diagnostics: mir_jax_{scan,in_loop,hoisted}
+            fns[impl] = mir_jax_fns(cell, bidir, x, impl=impl[len('mir_jax_'):])
           elif impl == 'flax':
             fns[impl] = flax_fns(cell, bidir, x)
           elif impl == 'torch':

@@ -1,16 +1,22 @@
-"""Fast paths: LSTM and GRU scans with hand-written backward passes.
+"""Fast paths: whole LSTM and GRU layers with hand-written backward passes.
 
-Autodiff of a scan accumulates the recurrent weight gradient inside the
-backward loop, one small (H, B) @ (B, G*H) product per step. Here the backward
-scan carries only ``dh @ W_hhᵀ`` (and the LSTM's ``dc``); it emits each step's
-gate pre-activation gradients, and the weight gradient becomes one large
-product over all steps after the loop, where BLAS is efficient.
+Autodiff of a scan accumulates the weight gradients inside the backward loop,
+one small (H, B) @ (B, G*H) product per step and per weight. Here the backward
+scan carries only ``dh @ W_hhᵀ`` (and the LSTM's ``dc``) and emits each step's
+gate pre-activation gradients; the gradients of ``W_hh``, ``W_ih``, the bias and
+the inputs then become single large matrix products after the loop, where BLAS
+is efficient.
 
-Inputs are time-major and already projected, one (T, B, H) array per gate (see
-:mod:`mir_jax.nn.cells`); ``valid`` is None or a (T, B, 1) boolean mask with
-the layers' semantics (carry frozen and output zero past each length). The
-generic autodiff scan in :mod:`mir_jax.nn.recurrent` is the reference that the
-tests hold these to.
+The forward loop is latency-bound (a (B, H) @ (H, G*H) product per step), so
+the input projection can ride along inside it for free on small shapes
+(``in_loop=True``) instead of being one large product before the loop plus
+per-gate copies (``in_loop=False``); which is faster depends on the shape and
+the backend, and is chosen by :func:`mir_jax.nn.recurrent.rnn`.
+
+Inputs are time-major, (T, B, I); ``valid`` is None or a (T, B, 1) boolean
+mask with the layers' semantics (carry frozen and output zero past each
+length). The generic autodiff scan in :mod:`mir_jax.nn.recurrent` is the
+reference that the tests hold these to.
 """
 
 from __future__ import annotations
@@ -23,60 +29,92 @@ import jax.numpy as jnp
 _sigmoid = jax.nn.sigmoid
 
 
-def _split4(x):
-  return tuple(jnp.split(x, 4, axis=-1))
-
-
-def _split3(x):
-  return tuple(jnp.split(x, 3, axis=-1))
+def _split(x, n):
+  return tuple(jnp.split(x, n, axis=-1))
 
 
 def _keep(valid, new, old):
   return new if valid is None else jnp.where(valid, new, old)
 
 
+def _hoisted_gates(w_ih, b, xs, num_gates):
+  return _split(xs @ w_ih + b, num_gates)
+
+
+def _weight_grads(w_ih, xs, h_prev, d_rec, d_in):
+  """The gradients of everything outside the recurrence, as large products.
+
+  ``d_rec`` is the gradient of the recurrent pre-activation (``h @ W_hh``),
+  ``d_in`` that of the input pre-activation (``x @ W_ih + b``); for the LSTM
+  they are the same array.
+  """
+  steps, batch, _ = xs.shape
+  d_rec2 = d_rec.reshape(steps * batch, -1)
+  d_in2 = d_rec2 if d_in is d_rec else d_in.reshape(steps * batch, -1)
+  dw_hh = h_prev.reshape(steps * batch, -1).T @ d_rec2
+  dw_ih = xs.reshape(steps * batch, -1).T @ d_in2
+  db = jnp.sum(d_in2, axis=0)
+  dxs = (d_in2 @ w_ih.T).reshape(steps, batch, -1)
+  return dw_ih, db, dw_hh, dxs
+
+
 # ----------------------------------------------------------------------------- LSTM
 
-def _lstm_forward(w_hh, gates, carry, valid, unroll, save):
+def _lstm_forward(params, xs, carry, valid, unroll, in_loop, save):
+  w_ih, b, w_hh = params['w_ih'], params['b'], params['w_hh']
+  seq = xs if in_loop else _hoisted_gates(w_ih, b, xs, 4)
+
   def body(carry, inputs):
     h, c = carry
-    (xi, xf, xg, xo), m = inputs
-    ri, rf, rg, ro = _split4(h @ w_hh)
-    i = _sigmoid(xi + ri)
-    f = _sigmoid(xf + rf)
-    g = jnp.tanh(xg + rg)
-    o = _sigmoid(xo + ro)
+    x_t, m = inputs
+    if in_loop:
+      zi, zf, zg, zo = _split(x_t @ w_ih + h @ w_hh + b, 4)
+    else:
+      ri, rf, rg, ro = _split(h @ w_hh, 4)
+      zi, zf, zg, zo = (x_t[0] + ri, x_t[1] + rf, x_t[2] + rg, x_t[3] + ro)
+    i, f, g, o = _sigmoid(zi), _sigmoid(zf), jnp.tanh(zg), _sigmoid(zo)
     c_new = f * c + i * g
     tc = jnp.tanh(c_new)
     h_new = o * tc
     y = _keep(m, h_new, jnp.zeros_like(h_new))
     new_carry = (_keep(m, h_new, h), _keep(m, c_new, c))
-    if save:
-      return new_carry, (y, (i, f, g, o, tc, h, c))
+    if save:  # one packed array for the gates: fewer loop outputs, faster
+      return new_carry, (y, (jnp.concatenate([i, f, g, o], -1), tc, h, c))
     return new_carry, y
-  return jax.lax.scan(body, carry, (gates, valid), unroll=unroll)
+  return jax.lax.scan(body, carry, (seq, valid), unroll=unroll)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def lstm_scan(w_hh, gates, carry, valid, unroll=1):
-  """LSTM over projected gates: returns ``(ys (T, B, H), (h_T, c_T))``."""
-  final, ys = _lstm_forward(w_hh, gates, carry, valid, unroll, save=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def lstm_layer(params, xs, carry, valid, unroll=1, in_loop=True):
+  """An LSTM layer over time-major ``xs`` (T, B, I).
+
+  Args:
+    params: ``{'w_ih', 'w_hh', 'b'}`` as :func:`mir_jax.nn.cells.lstm_init`.
+    carry: ``(h, c)``, each (B, H).
+    valid: None or (T, B, 1) bool.
+
+  Returns:
+    ``(ys (T, B, H), (h_T, c_T))``.
+  """
+  final, ys = _lstm_forward(params, xs, carry, valid, unroll, in_loop, save=False)
   return ys, final
 
 
-def _lstm_fwd(w_hh, gates, carry, valid, unroll):
-  final, (ys, res) = _lstm_forward(w_hh, gates, carry, valid, unroll, save=True)
-  return (ys, final), (w_hh, valid, res)
+def _lstm_fwd(params, xs, carry, valid, unroll, in_loop):
+  final, (ys, res) = _lstm_forward(params, xs, carry, valid, unroll, in_loop, save=True)
+  return (ys, final), (params, xs, valid, res)
 
 
-def _lstm_bwd(unroll, saved, cotangents):
-  w_hh, valid, (i, f, g, o, tc, h_prev, c_prev) = saved
+def _lstm_bwd(unroll, in_loop, saved, cotangents):
+  del in_loop
+  params, xs, valid, (acts, tcs, h_prev, c_prev) = saved
   dys, (dh_final, dc_final) = cotangents
-  w_t = w_hh.T
+  w_t = params['w_hh'].T
 
   def body(carry, inputs):
     dh, dc = carry
-    dy, i, f, g, o, tc, cp, m = inputs
+    dy, act, tc, cp, m = inputs
+    i, f, g, o = _split(act, 4)
     dh_new = dy + dh
     dc_in = dc
     if m is not None:
@@ -97,69 +135,78 @@ def _lstm_bwd(unroll, saved, cotangents):
     return (dh_prev, dc_prev), da
 
   (dh0, dc0), das = jax.lax.scan(
-      body, (dh_final, dc_final), (dys, i, f, g, o, tc, c_prev, valid),
+      body, (dh_final, dc_final), (dys, acts, tcs, c_prev, valid),
       reverse=True, unroll=unroll)
-  dw = jnp.einsum('tbh,tbg->hg', h_prev, das)
-  return dw, _split4(das), (dh0, dc0), None
+  dw_ih, db, dw_hh, dxs = _weight_grads(params['w_ih'], xs, h_prev, das, das)
+  dparams = {'w_ih': dw_ih, 'b': db, 'w_hh': dw_hh}
+  return dparams, dxs, (dh0, dc0), None
 
 
-lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
+lstm_layer.defvjp(_lstm_fwd, _lstm_bwd)
 
 
 # ----------------------------------------------------------------------------- GRU
 
-def _gru_forward(w_hh, b_hh, gates, h, valid, unroll, save):
+def _gru_forward(params, xs, h, valid, unroll, in_loop, save):
+  w_ih, b, w_hh, b_hh = params['w_ih'], params['b'], params['w_hh'], params['b_hh']
+  seq = xs if in_loop else _hoisted_gates(w_ih, b, xs, 3)
+
   def body(h, inputs):
-    (xr, xz, xn), m = inputs
-    rr, rz, rn = _split3(h @ w_hh + b_hh)
+    x_t, m = inputs
+    xr, xz, xn = _split(x_t @ w_ih + b, 3) if in_loop else x_t
+    rr, rz, rn = _split(h @ w_hh + b_hh, 3)
     r = _sigmoid(xr + rr)
     z = _sigmoid(xz + rz)
     n = jnp.tanh(xn + r * rn)
     h_new = (1 - z) * n + z * h
     y = _keep(m, h_new, jnp.zeros_like(h_new))
     if save:
-      return _keep(m, h_new, h), (y, (r, z, n, rn, h))
+      return _keep(m, h_new, h), (y, (jnp.concatenate([r, z, n, rn], -1), h))
     return _keep(m, h_new, h), y
-  return jax.lax.scan(body, h, (gates, valid), unroll=unroll)
+  return jax.lax.scan(body, h, (seq, valid), unroll=unroll)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def gru_scan(w_hh, b_hh, gates, h0, valid, unroll=1):
-  """GRU over projected gates: returns ``(ys (T, B, H), h_T)``."""
-  final, ys = _gru_forward(w_hh, b_hh, gates, h0, valid, unroll, save=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def gru_layer(params, xs, h0, valid, unroll=1, in_loop=True):
+  """A GRU layer over time-major ``xs`` (T, B, I): ``(ys (T, B, H), h_T)``."""
+  final, ys = _gru_forward(params, xs, h0, valid, unroll, in_loop, save=False)
   return ys, final
 
 
-def _gru_fwd(w_hh, b_hh, gates, h0, valid, unroll):
-  final, (ys, res) = _gru_forward(w_hh, b_hh, gates, h0, valid, unroll, save=True)
-  return (ys, final), (w_hh, valid, res)
+def _gru_fwd(params, xs, h0, valid, unroll, in_loop):
+  final, (ys, res) = _gru_forward(params, xs, h0, valid, unroll, in_loop, save=True)
+  return (ys, final), (params, xs, valid, res)
 
 
-def _gru_bwd(unroll, saved, cotangents):
-  w_hh, valid, (r, z, n, rn, h_prev) = saved
+def _gru_bwd(unroll, in_loop, saved, cotangents):
+  del in_loop
+  params, xs, valid, (acts, h_prev) = saved
   dys, dh_final = cotangents
-  w_t = w_hh.T
+  w_t = params['w_hh'].T
 
   def body(dh, inputs):
-    dy, r, z, n, rn, hp, m = inputs
+    dy, act, hp, m = inputs
+    r, z, n, rn = _split(act, 4)
     dh_new = dy + dh
     if m is not None:
       dh_new = jnp.where(m, dh_new, 0)
     da_n = dh_new * (1 - z) * (1 - n * n)
     da_z = dh_new * (hp - n) * z * (1 - z)
     da_r = da_n * rn * r * (1 - r)
-    d_rec = jnp.concatenate([da_r, da_z, da_n * r], axis=-1)  # d(h @ W + b_hh)
+    d_rec = jnp.concatenate([da_r, da_z, da_n * r], axis=-1)  # d(h @ W_hh + b_hh)
     dh_prev = d_rec @ w_t + dh_new * z
     if m is not None:
       dh_prev = dh_prev + jnp.where(m, 0, dh)
     return dh_prev, (d_rec, da_n)
 
   dh0, (d_rec, da_n) = jax.lax.scan(
-      body, dh_final, (dys, r, z, n, rn, h_prev, valid), reverse=True, unroll=unroll)
-  dw = jnp.einsum('tbh,tbg->hg', h_prev, d_rec)
-  db = jnp.sum(d_rec, axis=(0, 1))
-  da_r, da_z, _ = _split3(d_rec)
-  return dw, db, (da_r, da_z, da_n), dh0, None
+      body, dh_final, (dys, acts, h_prev, valid), reverse=True, unroll=unroll)
+  hidden = h_prev.shape[-1]
+  d_in = jnp.concatenate([d_rec[..., :2 * hidden], da_n], axis=-1)  # d(x @ W_ih + b)
+  dw_ih, db, dw_hh, dxs = _weight_grads(params['w_ih'], xs, h_prev, d_rec, d_in)
+  dparams = {'w_ih': dw_ih, 'b': db, 'w_hh': dw_hh,
+             'b_hh': jnp.sum(d_rec, axis=(0, 1))}
+  return dparams, dxs, dh0, None
 
 
-gru_scan.defvjp(_gru_fwd, _gru_bwd)
+gru_layer.defvjp(_gru_fwd, _gru_bwd)

@@ -26,7 +26,24 @@ import jax.numpy as jnp
 from mir_jax.nn import fused
 from mir_jax.nn.cells import Cell, Params, get_cell
 
-IMPLS = ('auto', 'scan')
+IMPLS = ('auto', 'in_loop', 'hoisted', 'scan')
+
+
+def _project_in_loop(shape, hidden: int) -> bool:
+  """Whether the fused layers should project inputs inside the loop.
+
+  The per-step recurrent product is latency-bound for small batch x hidden,
+  so an input product inside the loop costs almost nothing there, while the
+  hoisted projection costs a large product plus per-gate copies. For large
+  steps the hoisted product's efficiency wins. Measured with
+  ``experiments/benchmarks/lstm.py --impls mir_jax,mir_jax_in_loop,mir_jax_hoisted``.
+  """
+  batch, _, features = shape
+  return batch * (hidden + features) <= _IN_LOOP_MAX_WORK
+
+
+_IN_LOOP_MAX_WORK = 16 * 1024
+
 
 
 def lengths_to_mask(lengths: jax.Array, max_len: int) -> jax.Array:
@@ -71,8 +88,10 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
     unroll: ``lax.scan`` unroll factor (1 is fastest on CPU for fwd+bwd).
     compute_dtype: optional dtype for the computation (params are cast to it).
     impl: 'auto' takes the fast path where a cell has one (LSTM and GRU: a
-      hand-written backward pass, :mod:`mir_jax.nn.fused`); 'scan' always
-      differentiates the generic scan (the reference the fast paths match).
+      hand-written backward pass, :mod:`mir_jax.nn.fused`) and picks where the
+      input projection happens by shape; 'in_loop' / 'hoisted' force that
+      choice; 'scan' always differentiates the generic scan (the reference
+      the fast paths match).
 
   Returns:
     ``(outputs, final_carry)``: outputs (B, T, H), zero past each length and in
@@ -91,19 +110,20 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
     initial_carry = cell.initial_carry(batch, hidden, x.dtype)
   else:
     initial_carry = _cast(initial_carry, compute_dtype)
-  gates = cell.project(params, jnp.swapaxes(x, 0, 1))  # G x (T, B, H)
+  xs = jnp.swapaxes(x, 0, 1)  # time-major inside
   valid = None
   if lengths is not None:
     valid = (jnp.arange(steps)[:, None] < jnp.asarray(lengths)[None, :])[..., None]
 
   if impl not in IMPLS:
     raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
-  if impl == 'auto' and cell.name == 'lstm':
-    hs, final = fused.lstm_scan(params['w_hh'], gates, initial_carry, valid, unroll)
-  elif impl == 'auto' and cell.name == 'gru':
-    hs, final = fused.gru_scan(params['w_hh'], params['b_hh'], gates, initial_carry,
-                               valid, unroll)
+  fast = impl != 'scan' and cell.name in ('lstm', 'gru')
+  if fast:
+    in_loop = impl == 'in_loop' or (impl == 'auto' and _project_in_loop(x.shape, hidden))
+    layer = fused.lstm_layer if cell.name == 'lstm' else fused.gru_layer
+    hs, final = layer(params, xs, initial_carry, valid, unroll, in_loop)
   elif lengths is None:
+    gates = cell.project(params, xs)  # G x (T, B, H)
     def body(carry, gates_t):
       return cell.step_projected(params, carry, gates_t)
     final, hs = jax.lax.scan(body, initial_carry, gates, unroll=unroll)
@@ -114,6 +134,7 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
       new_carry = jax.tree_util.tree_map(
           lambda new, old: jnp.where(valid_t, new, old), new_carry, carry)
       return new_carry, jnp.where(valid_t, h, jnp.zeros_like(h))
+    gates = cell.project(params, xs)
     final, hs = jax.lax.scan(body, initial_carry, (gates, valid), unroll=unroll)
 
   outputs = jnp.swapaxes(hs, 0, 1)

@@ -1,0 +1,127 @@
+"""Attention as pure functions: scores, masked softmax and the context vector.
+
+A decoder state (the *query*, (B, Hd)) is scored against every encoder state
+(the *keys*, (B, S, He)); a softmax restricted to the valid encoder frames turns
+the scores into weights, and the weighted sum of the *values* is the context.
+
+Score functions (Bahdanau et al., 2015; Luong et al., 2015):
+
+* ``additive``: ``v . tanh(W_q q + W_k k)``
+* ``dot``:      ``q . k`` (needs Hd == He)
+* ``general``:  ``q . (W k)`` computed as ``(q W) . k`` (one product per step)
+* ``none``:     no scores; the context is the values' last valid state (the
+  tutorial's encoder-decoder without attention, kept for the ablation).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+KINDS = ('additive', 'dot', 'general', 'none')
+
+
+def additive_init(key, query_dim: int, key_dim: int, attention_dim: int,
+                  dtype=jnp.float32) -> dict:
+  """Params of Bahdanau attention: ``w_q`` (Hd, A), ``w_k`` (He, A), ``b`` (A,), ``v`` (A,)."""
+  kq, kk, kv = jax.random.split(key, 3)
+  glorot = jax.nn.initializers.glorot_uniform()
+  return {
+      'w_q': glorot(kq, (query_dim, attention_dim), dtype),
+      'w_k': glorot(kk, (key_dim, attention_dim), dtype),
+      'b': jnp.zeros((attention_dim,), dtype),
+      'v': jax.random.uniform(kv, (attention_dim,), dtype, -1.0, 1.0) / jnp.sqrt(attention_dim),
+  }
+
+
+def additive_keys(params: dict, keys: jax.Array) -> jax.Array:
+  """``W_k k + b`` for all encoder states (B, S, A): computed once per sequence."""
+  return keys @ params['w_k'] + params['b']
+
+
+def additive_score(params: dict, query: jax.Array, keys: jax.Array, *,
+                   projected: bool = False) -> jax.Array:
+  """(B, S) additive scores; ``projected`` means ``keys`` is :func:`additive_keys`' output."""
+  pk = keys if projected else additive_keys(params, keys)
+  return jnp.tanh(pk + (query @ params['w_q'])[:, None, :]) @ params['v']
+
+
+def dot_score(query: jax.Array, keys: jax.Array) -> jax.Array:
+  """(B, S) dot-product scores ``q . k``."""
+  if query.shape[-1] != keys.shape[-1]:
+    raise ValueError(f'dot attention needs equal query and key widths, got '
+                     f'{query.shape[-1]} and {keys.shape[-1]}; use "general" or "additive"')
+  return jnp.einsum('bh,bsh->bs', query, keys)
+
+
+def general_init(key, query_dim: int, key_dim: int, dtype=jnp.float32) -> dict:
+  """Params of Luong's general attention: ``w`` (Hd, He)."""
+  return {'w': jax.nn.initializers.glorot_uniform()(key, (query_dim, key_dim), dtype)}
+
+
+def general_score(params: dict, query: jax.Array, keys: jax.Array) -> jax.Array:
+  """(B, S) bilinear scores ``q W k``."""
+  return jnp.einsum('be,bse->bs', query @ params['w'], keys)
+
+
+def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
+  """Softmax over the last axis restricted to ``mask``.
+
+  Masked entries are exactly zero and each row with a valid entry sums to one;
+  a row with no valid entry is all zeros (not NaN), so padded examples in a
+  batch do no harm.
+  """
+  mask = jnp.asarray(mask, bool)
+  scores = scores.astype(jnp.float32)
+  safe = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+  shifted = safe - jax.lax.stop_gradient(jnp.max(safe, axis=-1, keepdims=True))
+  e = jnp.where(mask, jnp.exp(shifted), 0.0)
+  total = jnp.sum(e, axis=-1, keepdims=True)
+  return e / jnp.where(total > 0, total, 1.0)
+
+
+def last_valid_weights(mask: jax.Array) -> jax.Array:
+  """One-hot (B, S) weights on each row's last valid frame (zeros for an empty row)."""
+  mask = jnp.asarray(mask, bool)
+  lengths = jnp.sum(mask, axis=-1)
+  return jax.nn.one_hot(lengths - 1, mask.shape[-1]) * (lengths > 0)[:, None]
+
+
+def scores(kind: str, params: dict | None, query: jax.Array, keys: jax.Array, *,
+           projected_keys: bool = False) -> jax.Array:
+  """(B, S) unnormalised scores of ``kind`` ('additive', 'dot' or 'general')."""
+  if kind == 'additive':
+    return additive_score(params, query, keys, projected=projected_keys)
+  if kind == 'dot':
+    return dot_score(query, keys)
+  if kind == 'general':
+    return general_score(params, query, keys)
+  raise ValueError(f'unknown attention kind {kind!r}; choose one of {KINDS}')
+
+
+def attend(kind: str, params: dict | None, query: jax.Array, keys: jax.Array,
+           values: jax.Array, mask: jax.Array, *,
+           projected_keys: bool = False) -> tuple[jax.Array, jax.Array]:
+  """The context vector of one decoder step.
+
+  Args:
+    kind: 'additive', 'dot', 'general' or 'none'.
+    params: the score's params (None for 'dot' and 'none').
+    query: (B, Hd) current decoder state.
+    keys: (B, S, He) encoder states (for 'additive' with ``projected_keys``,
+      the (B, S, A) output of :func:`additive_keys`).
+    values: (B, S, Hv) states averaged into the context (usually the keys).
+    mask: (B, S) valid encoder frames.
+
+  Returns:
+    ``(context (B, Hv), weights (B, S))``; the weights are zero on masked frames
+    and sum to one. For 'none' the weights are one-hot on the last valid frame.
+  """
+  if kind not in KINDS:
+    raise ValueError(f'unknown attention kind {kind!r}; choose one of {KINDS}')
+  if kind == 'none':
+    weights = last_valid_weights(mask)
+  else:
+    weights = masked_softmax(scores(kind, params, query, keys, projected_keys=projected_keys), mask)
+  context = jnp.einsum('bs,bsh->bh', weights.astype(values.dtype), values)
+  return context, weights
