@@ -1,0 +1,25 @@
+r"""Ablation 2b: recurrent design for chord recognition.
+
+    python experiments/sweep.py --sweep=configs/sweeps/chord_recurrent.py \
+        --root=workdirs/sweeps/chord_recurrent --seeds=3
+
+Cell (plain RNN with tanh or ReLU, GRU, LSTM) x direction on the CRNN's
+recurrent layer, then depth 1/2/3 x hidden size 32/64/128 for the
+bidirectional LSTM. Chords change over seconds: expect the gated cells and the
+bidirectional (offline) model to matter more here than for onsets.
+"""
+
+from mir_jax.sweeps import concat, product, sweep_config
+
+
+def get_config(arg=None):
+  """The chord CRNN experiment; ``arg`` ('tiny' or '') is passed on."""
+  return sweep_config('configs/chord_crnn.py', arg or '')
+
+
+def get_sweep():
+  return concat(
+      product({'model.cell': ['rnn_tanh', 'rnn_relu', 'gru', 'lstm'],
+               'model.bidirectional': [False, True]}),
+      product({'model.num_layers': [1, 2, 3], 'model.hidden_size': [32, 64, 128]}),
+  )
