@@ -147,8 +147,10 @@ def bidirectional_init(key, cell: str | Cell, input_dim: int, hidden_dim: int,
                        dtype=jnp.float32) -> Params:
   """Forward and backward params stacked on a leading axis of size 2."""
   cell = get_cell(cell)
-  return jax.vmap(lambda k: cell.init(k, input_dim, hidden_dim, dtype))(
-      jax.random.split(key, 2))
+  # Two calls, not a vmap: a vmapped (batched) QR from the orthogonal init
+  # deadlocks XLA:CPU (jax 0.10.2) when two such layers are initialised in one jit.
+  directions = [cell.init(k, input_dim, hidden_dim, dtype) for k in jax.random.split(key, 2)]
+  return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *directions)
 
 
 def merge_directions(fwd: jax.Array, bwd: jax.Array, merge: str) -> jax.Array:

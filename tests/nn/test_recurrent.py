@@ -285,3 +285,15 @@ def test_stack_dropout_and_residual():
   h2 = h2 + h1
   h3, _ = recurrent.bidirectional('gru', layers[2], h2, lengths, merge='sum')
   np.testing.assert_allclose(res, h3 + h2, atol=1e-6)
+
+
+def test_jitted_init_of_a_deep_bidirectional_stack_terminates():
+  """Regression: a vmapped orthogonal init of two layers deadlocked XLA:CPU under jit."""
+  import subprocess
+  import sys
+  code = ('import jax; from mir_jax.nn import recurrent; '
+          'p = jax.jit(lambda k: recurrent.stack_init(k, "lstm", 8, 64, 3))(jax.random.key(0)); '
+          'print(p[2]["w_hh"].shape)')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=240)
+  assert out.returncode == 0, out.stderr
+  assert '(2, 64, 256)' in out.stdout

@@ -1,0 +1,1 @@
+"""Experiment configs: one Python file each, ``get_config(arg) -> ConfigDict``."""

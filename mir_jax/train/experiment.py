@@ -1,0 +1,320 @@
+"""Wires config, data, task and model into the generic loop: train, eval, predict.
+
+This is the one place in ``mir_jax/train`` that knows about audio features,
+dataset folders and tasks; :mod:`mir_jax.train.loop` stays generic.
+
+Workdir layout: ``config.json`` (resolved config), ``checkpoints/<step>/``,
+``metrics.jsonl``, ``tensorboard/``, ``eval_metrics.json``, ``standardizer.json``
+(feature statistics of the training set, needed by predict), ``plots/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional, Sequence
+
+import jax
+import numpy as np
+
+from mir_jax import models
+from mir_jax import tasks as tasks_lib
+from mir_jax.train import checkpoint as checkpoint_lib
+from mir_jax.train import loop
+from mir_jax.train import sharding
+from mir_jax.train import writers
+
+DEFAULT_DATA_ROOT = os.path.join('~', '.cache', 'mir_jax', 'data')
+
+
+# ----------------------------------------------------------------- config bits
+
+def feature_config(config):
+  """``FeatureConfig`` from ``config.features`` (unknown keys are rejected by A's code)."""
+  from mir_jax.audio.features import FeatureConfig  # pylint: disable=g-import-not-at-top
+  return FeatureConfig.from_dict(config.features.to_dict())
+
+
+def data_root(config) -> str:
+  return os.path.expanduser(config.data.root or DEFAULT_DATA_ROOT)
+
+
+def cache_dir(config) -> Optional[str]:
+  value = config.data.cache_dir
+  if value == 'none':
+    return None
+  return os.path.expanduser(value) if value else os.path.join(data_root(config), 'features')
+
+
+def build_task(config):
+  return tasks_lib.build_task(config.task)
+
+
+def build_model(config, task):
+  return models.build_model(config.model, num_outputs=task.num_outputs,
+                            compute_dtype=config.train.compute_dtype)
+
+
+# ----------------------------------------------------------------------- data
+
+def synth_dir(config, split: str) -> str:
+  """Folder of the synthetic ``split`` ('train' or 'eval'), named by its settings."""
+  s = config.data.synth
+  num = s.num_train if split == 'train' else s.num_eval
+  seed = s.train_seed if split == 'train' else s.eval_seed
+  name = f'synth_{s.renderer}_s{seed}_n{num}_d{s.duration:g}_sr{s.sample_rate}'
+  return os.path.join(data_root(config), name)
+
+
+def dataset_dir(config, split: str) -> str:
+  """The dataset folder of ``split``, rendering the synthetic one if needed."""
+  if split not in ('train', 'eval'):
+    raise ValueError(f"config.eval.split must be 'train' or 'eval', got {split!r}")
+  given = config.data.train_dir if split == 'train' else config.data.eval_dir
+  if given:
+    return os.path.expanduser(given)
+  s = config.data.synth
+  if s.train_seed == s.eval_seed:
+    raise ValueError('config.data.synth.train_seed and eval_seed must differ (disjoint sets)')
+  from mir_jax.data.synth import write_dataset  # pylint: disable=g-import-not-at-top
+  out = synth_dir(config, split)
+  # Only one host renders; the others wait and then read the same folder.
+  if jax.process_index() == 0:
+    write_dataset(out, s.num_train if split == 'train' else s.num_eval,
+                  s.train_seed if split == 'train' else s.eval_seed, float(s.duration),
+                  sample_rate=int(s.sample_rate), renderer=s.renderer)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(f'render {out}')
+  return out
+
+
+def load_tracks(config, split: str, task) -> list:
+  """Tracks of ``split`` that have the task's annotation (error if none do)."""
+  from mir_jax.data.datasets import load_dataset_folder  # pylint: disable=g-import-not-at-top
+  root = dataset_dir(config, split)
+  tracks, _ = load_dataset_folder(root)
+  usable = [t for t in tracks if task.has_labels(t)]
+  if not usable:
+    raise ValueError(f'{root}: no track has {task.annotation!r} annotations for task '
+                     f'{task.name!r}')
+  return usable
+
+
+def _features_fn(config, standardizer=None):
+  from mir_jax.audio.cache import cached_features  # pylint: disable=g-import-not-at-top
+  from mir_jax.audio.features import compute_features  # pylint: disable=g-import-not-at-top
+  from mir_jax.audio.io import load_audio  # pylint: disable=g-import-not-at-top
+  fcfg = feature_config(config)
+  cdir = cache_dir(config)
+
+  def features(track):
+    if cdir is not None:
+      x = cached_features(track.audio_path, fcfg, cdir)
+    else:
+      x = compute_features(load_audio(track.audio_path, fcfg.sample_rate), fcfg)
+    return standardizer.apply(x) if standardizer is not None else x
+
+  return features
+
+
+def fit_standardizer(config, workdir: str, train_tracks):
+  """Per-band statistics of the training features, saved to / read from the workdir."""
+  from mir_jax.audio.cache import Standardizer  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, 'standardizer.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      return Standardizer.from_dict(json.load(f))
+  raw = _features_fn(config)
+  std = Standardizer().fit(raw(t) for t in train_tracks)
+  if jax.process_index() == 0:
+    writers.write_json_atomic(path, std.to_dict())
+  return std
+
+
+def load_standardizer(workdir: str):
+  from mir_jax.audio.cache import Standardizer  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, 'standardizer.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} is missing: train in this --workdir first')
+  with open(path) as f:
+    return Standardizer.from_dict(json.load(f))
+
+
+def example_batch(config, batch_size: int = 1) -> dict:
+  """Zeros shaped like a training batch, to initialise params."""
+  fcfg = feature_config(config)
+  frames = int(config.data.crop_frames)
+  return {'features': np.zeros((batch_size, frames, fcfg.num_bins, fcfg.num_channels), np.float32),
+          'mask': np.ones((batch_size, frames), bool),
+          'lengths': np.full((batch_size,), frames, np.int32)}
+
+
+def _local_batch_size(global_size: int, key: str) -> int:
+  if global_size % jax.process_count():
+    raise ValueError(f'config.{key}={global_size} must be divisible by the number of hosts '
+                     f'({jax.process_count()})')
+  local = global_size // jax.process_count()
+  if local % jax.local_device_count():
+    raise ValueError(f'config.{key}={global_size} must be a multiple of the number of devices '
+                     f'({jax.device_count()})')
+  return local
+
+
+# ------------------------------------------------------------------ evaluation
+
+def predict_tracks(config, task, params, trainer, tracks, features_fn, *,
+                   chunk_frames: int = 0, chunk_overlap: int = 0, batch_size: int) -> tuple[list, float]:
+  """(per-track float32 logits (num_frames, K), mean loss) for ``tracks`` in order."""
+  from mir_jax.data.pipeline import eval_batches, stitch_chunks  # pylint: disable=g-import-not-at-top
+  fcfg = feature_config(config)
+  local_bs = _local_batch_size(batch_size, 'data.eval_batch_size')
+  batches = eval_batches(
+      tracks, fcfg, targets_fn=task.targets_fn, batch_size=local_bs,
+      chunk_frames=chunk_frames or None, chunk_overlap=chunk_overlap if chunk_frames else None,
+      features_fn=features_fn, pad_to_multiple=int(config.data.pad_to_multiple), pad_batch=True)
+  pieces: dict[str, list] = {}
+  losses, weights = [], []
+  for batch in batches:
+    logits, metrics = trainer.eval_step(params, trainer.put_batch(batch))
+    # Every host feeds the same eval batches, so the first local rows are ours.
+    logits = np.asarray(jax.device_get(logits))[:local_bs]
+    frames = float(np.sum(batch['mask']))
+    if frames > 0:
+      losses.append(float(metrics['loss']) * frames)
+      weights.append(frames)
+    for row, track_id in enumerate(batch['track_ids']):
+      if not track_id:
+        continue
+      n = int(batch['lengths'][row])
+      if chunk_frames:
+        pieces.setdefault(track_id, []).append(
+            (int(batch['chunk_starts'][row]), int(batch['num_frames'][row]), logits[row]))
+      else:
+        pieces[track_id] = logits[row, :n]
+  outputs = []
+  for track in tracks:
+    got = pieces[track.track_id]
+    if chunk_frames:
+      outputs.append(stitch_chunks([g[2] for g in got], [g[0] for g in got], got[0][1],
+                                   chunk_overlap))
+    else:
+      outputs.append(got)
+  mean_loss = float(np.sum(losses) / max(np.sum(weights), 1.0))
+  return outputs, mean_loss
+
+
+def make_evaluate_fn(config, task, trainer, tracks, features_fn):
+  """``params -> {'loss': ..., **task.metrics}`` over ``tracks``."""
+  fcfg = feature_config(config)
+  chunk = int(config.data.eval_chunk_frames)
+
+  def evaluate(params) -> dict:
+    logits, loss = predict_tracks(config, task, params, trainer, tracks, features_fn,
+                                  chunk_frames=chunk, chunk_overlap=chunk // 4,
+                                  batch_size=int(config.data.eval_batch_size))
+    predictions = [task.decode(l, fcfg.frame_rate) for l in logits]
+    return {'loss': loss, **task.metrics(predictions, tracks)}
+
+  return evaluate
+
+
+def _resolve_best_metric(config, task):
+  """An empty ``checkpoint.best_metric`` means the task's own (e.g. onset F at 50 ms)."""
+  if not config.checkpoint.best_metric:
+    config.checkpoint.best_metric = task.best_metric
+    config.checkpoint.best_mode = task.best_mode
+
+
+# --------------------------------------------------------------------- entry points
+
+def train_and_evaluate(config, workdir: str):
+  """Trains (resuming if ``workdir`` has checkpoints), evaluating on the eval split."""
+  sharding.maybe_initialize_distributed(bool(config.train.distributed))
+  task = build_task(config)
+  _resolve_best_metric(config, task)
+  model = build_model(config, task)
+  train_tracks = load_tracks(config, 'train', task)
+  eval_tracks = load_tracks(config, 'eval', task)
+  os.makedirs(workdir, exist_ok=True)
+  std = fit_standardizer(config, workdir, train_tracks)
+  features_fn = _features_fn(config, std)
+  from mir_jax.data.pipeline import train_iterator  # pylint: disable=g-import-not-at-top
+  local_bs = _local_batch_size(int(config.data.batch_size), 'data.batch_size')
+  train_iter = train_iterator(
+      train_tracks, feature_config(config), targets_fn=task.targets_fn, batch_size=local_bs,
+      crop_frames=int(config.data.crop_frames), seed=int(config.seed),
+      shard_index=jax.process_index(), shard_count=jax.process_count(),
+      features_fn=features_fn, num_threads=int(config.data.num_threads))
+  example = example_batch(config, jax.local_device_count())
+  trainer = loop.Trainer(config, model, task.loss, example)
+  evaluate = make_evaluate_fn(config, task, trainer, eval_tracks, features_fn)
+  state = loop.train(config, workdir, model=model, loss_fn=task.loss, train_iter=train_iter,
+                     example_batch=example, evaluate_fn=lambda state: evaluate(state.params),
+                     trainer=trainer)
+  _plot_curves(workdir)
+  return state
+
+
+def restore_params(config, workdir: str, task, model, which: str = 'best'):
+  """(params, step, trainer) from ``workdir``'s best or latest checkpoint."""
+  if which not in ('best', 'latest'):
+    raise ValueError(f"config.eval.checkpoint must be 'best' or 'latest', got {which!r}")
+  trainer = loop.Trainer(config, model, task.loss, example_batch(config, jax.local_device_count()))
+  manager = checkpoint_lib.CheckpointManager(
+      os.path.join(workdir, 'checkpoints'), best_metric=config.checkpoint.best_metric or None,
+      best_mode=config.checkpoint.best_mode, read_only=True)
+  restored = manager.restore(trainer.abstract_state, which=which)
+  manager.close()
+  if restored is None:
+    raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints: train first')
+  return restored.state.params, restored.step, trainer
+
+
+def evaluate(config, workdir: str) -> dict:
+  """``--mode=eval``: restores the best/latest checkpoint, writes ``eval_metrics.json``."""
+  sharding.maybe_initialize_distributed(bool(config.train.distributed))
+  task = build_task(config)
+  _resolve_best_metric(config, task)
+  model = build_model(config, task)
+  params, step, trainer = restore_params(config, workdir, task, model, config.eval.checkpoint)
+  tracks = load_tracks(config, config.eval.split, task)
+  features_fn = _features_fn(config, load_standardizer(workdir))
+  metrics = make_evaluate_fn(config, task, trainer, tracks, features_fn)(params)
+  result = {'step': step, 'split': config.eval.split, 'checkpoint': config.eval.checkpoint, **metrics}
+  if jax.process_index() == 0:
+    writers.write_json_atomic(os.path.join(workdir, 'eval_metrics.json'), result)
+  print(json.dumps(result, indent=2, sort_keys=True))
+  return result
+
+
+def _plot_curves(workdir: str) -> None:
+  """Loss and eval-metric curves from metrics.jsonl into workdir/plots (best effort)."""
+  if jax.process_index() != 0:
+    return
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  rows = [json.loads(line) for line in open(path) if line.strip()]
+  os.makedirs(os.path.join(workdir, 'plots'), exist_ok=True)
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+  for split, ax in (('train', axes[0]), ('eval', axes[1])):
+    sel = [r for r in rows if r.get('split') == split]
+    names = ['loss'] if split == 'train' else sorted({k for r in sel for k in r} - {'step', 'split', 'time'})
+    for name in names:
+      pts = [(r['step'], r[name]) for r in sel if isinstance(r.get(name), (int, float))]
+      if pts:
+        ax.plot(*zip(*pts), label=name, marker='.' if split == 'eval' else None)
+    ax.set_title(split)
+    ax.set_xlabel('step')
+    if names:
+      ax.legend(fontsize=7)
+  fig.tight_layout()
+  tmp = os.path.join(workdir, 'plots', '.curves.png.tmp.png')
+  fig.savefig(tmp, dpi=100)
+  plt.close(fig)
+  os.replace(tmp, os.path.join(workdir, 'plots', 'curves.png'))
