@@ -2,7 +2,7 @@
 
 ``build_model(config.model, num_outputs=task.num_outputs, compute_dtype=...)``
 returns a Flax module whose ``__call__(batch, *, deterministic)`` returns logits.
-Later issues add clip models and seq2seq under new names.
+Seq2seq models are built by their own task (see mir_jax/models/seq2seq.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import jax.numpy as jnp
 
+from mir_jax.models import clip, crnn
 from mir_jax.models.frame import FrameRNN
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
@@ -28,6 +29,9 @@ def _frame_rnn(cfg, num_outputs: int, compute_dtype) -> FrameRNN:
 MODELS: dict[str, Callable[..., Any]] = {
     'blstm': _frame_rnn,      # bidirectional LSTM frame model (cell/bidirectional configurable)
     'frame_rnn': _frame_rnn,  # the same builder under its generic name
+    'crnn': crnn.build_crnn,  # CNN front end over (time, freq) then recurrent layers
+    'clip_cnn': clip.build_clip_model,  # CNN + aggregation over time (config.model.aggregation)
+    'clip_crnn': clip.build_clip_model,  # CRNN + aggregation over time
 }
 
 

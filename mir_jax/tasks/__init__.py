@@ -1,17 +1,22 @@
 """MIR tasks by name: ``build_task(config.task)``.
 
 Each task supplies targets, a masked loss, decoding, file output and mir_eval
-metrics (see :class:`mir_jax.tasks.base.Task`). Later issues add chord, key,
-tagging and chord-sequence tasks here.
+metrics (see :class:`mir_jax.tasks.base.Task`).
 """
 
 from __future__ import annotations
 
 from mir_jax.tasks.base import Task
+from mir_jax.tasks.chord import ChordTask
+from mir_jax.tasks.key import KeyTask
 from mir_jax.tasks.onset import OnsetTask
+from mir_jax.tasks.tagging import TaggingTask
 
 TASKS = {
     'onset': OnsetTask,
+    'chord': ChordTask,
+    'key': KeyTask,
+    'tagging': TaggingTask,
 }
 
 

@@ -166,7 +166,11 @@ def _local_batch_size(global_size: int, key: str) -> int:
 
 def predict_tracks(config, task, params, trainer, tracks, features_fn, *,
                    chunk_frames: int = 0, chunk_overlap: int = 0, batch_size: int) -> tuple[list, float]:
-  """(per-track float32 logits (num_frames, K), mean loss) for ``tracks`` in order."""
+  """(per-track float32 logits, mean loss) for ``tracks`` in order.
+
+  Frame tasks get (num_frames, K) logits (chunks stitched back together);
+  clip tasks get (num_chunks, K), one row per chunk, pooled by their decode.
+  """
   from mir_jax.data.pipeline import eval_batches, stitch_chunks  # pylint: disable=g-import-not-at-top
   fcfg = feature_config(config)
   local_bs = _local_batch_size(batch_size, 'data.eval_batch_size')
@@ -188,7 +192,9 @@ def predict_tracks(config, task, params, trainer, tracks, features_fn, *,
       if not track_id:
         continue
       n = int(batch['lengths'][row])
-      if chunk_frames:
+      if task.output_kind == 'clip':  # (K,) per chunk; the task's decode pools chunks
+        pieces.setdefault(track_id, []).append(logits[row])
+      elif chunk_frames:
         pieces.setdefault(track_id, []).append(
             (int(batch['chunk_starts'][row]), int(batch['num_frames'][row]), logits[row]))
       else:
@@ -196,7 +202,9 @@ def predict_tracks(config, task, params, trainer, tracks, features_fn, *,
   outputs = []
   for track in tracks:
     got = pieces[track.track_id]
-    if chunk_frames:
+    if task.output_kind == 'clip':
+      outputs.append(np.stack(got))
+    elif chunk_frames:
       outputs.append(stitch_chunks([g[2] for g in got], [g[0] for g in got], got[0][1],
                                    chunk_overlap))
     else:

@@ -1,0 +1,118 @@
+"""Clip models: every aggregation ignores padding, pooling helpers match numpy, config errors."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from mir_jax.models.clip import (AGGREGATIONS, ClipModel, build_clip_model, masked_max,
+                                 masked_mean, masked_softmax)
+
+T_REAL, T_PAD, BINS = 19, 32, 16
+
+
+def padded_pair(seed=0):
+  """The same clip alone (all frames real) and padded with garbage frames (mask False)."""
+  rng = np.random.default_rng(seed)
+  real = rng.normal(size=(1, T_REAL, BINS, 1)).astype(np.float32)
+  alone = {'features': real, 'mask': np.ones((1, T_REAL), bool),
+           'lengths': np.array([T_REAL], np.int32)}
+  garbage = 10 * rng.normal(size=(1, T_PAD - T_REAL, BINS, 1)).astype(np.float32)
+  padded = {'features': np.concatenate([real, garbage], axis=1),
+            'mask': np.arange(T_PAD)[None] < T_REAL, 'lengths': np.array([T_REAL], np.int32)}
+  return alone, padded
+
+
+@pytest.mark.parametrize('aggregation,rnn_layers',
+                         [(a, 0) for a in AGGREGATIONS] + [('recurrent', 1)])
+def test_output_ignores_padding(aggregation, rnn_layers):
+  model = ClipModel(num_outputs=5, aggregation=aggregation, conv_features=(4, 8),
+                    freq_pool=(2, 2), time_pool=(2, 1), embed_size=8, hidden_size=6,
+                    rnn_layers=rnn_layers, cell='lstm', strided_layers=2)
+  alone, padded = padded_pair()
+  params = model.init(jax.random.key(0), padded)
+  out_alone = model.apply(params, alone)
+  out_padded = model.apply(params, padded)
+  assert out_alone.shape == (1, 5)
+  np.testing.assert_allclose(out_padded, out_alone, rtol=2e-4, atol=2e-5)
+  assert not np.allclose(out_alone, 0.0)
+
+
+@pytest.mark.slow
+def test_aggregations_differ_and_are_trainable():
+  alone, _ = padded_pair(1)
+  outs = {}
+  for aggregation in AGGREGATIONS:
+    model = ClipModel(num_outputs=3, aggregation=aggregation, conv_features=(4,), freq_pool=(2,),
+                      embed_size=8, hidden_size=4)
+    params = model.init(jax.random.key(0), alone)
+    out, grads = jax.jit(jax.value_and_grad(lambda p, m=model: m.apply(p, alone).sum()))(params)
+    norms = [float(jnp.abs(g).sum()) for g in jax.tree_util.tree_leaves(grads)]
+    assert all(np.isfinite(norms)) and sum(norms) > 0
+    outs[aggregation] = np.asarray(model.apply(params, alone))
+  names = list(outs)
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      assert not np.allclose(outs[a], outs[b]), (a, b)
+
+
+def test_pooling_helpers_match_numpy():
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(3, 7, 5)).astype(np.float32)
+  mask = np.array([[1] * 7, [1, 1, 1, 0, 0, 0, 0], [0] * 7], bool)
+  np.testing.assert_allclose(masked_mean(x, mask)[0], x[0].mean(0), rtol=1e-6)
+  np.testing.assert_allclose(masked_mean(x, mask)[1], x[1, :3].mean(0), rtol=1e-6)
+  np.testing.assert_allclose(masked_max(x, mask)[1], x[1, :3].max(0))
+  np.testing.assert_array_equal(masked_max(x, mask)[2], 0.0)  # an empty row gives zeros
+  scores = rng.normal(size=(3, 7)).astype(np.float32)
+  w = np.asarray(masked_softmax(scores, mask))
+  ref = np.exp(scores[1, :3]) / np.exp(scores[1, :3]).sum()
+  np.testing.assert_allclose(w[1, :3], ref, rtol=1e-5)
+  np.testing.assert_array_equal(w[1, 3:], 0.0)
+  np.testing.assert_array_equal(w[2], 0.0)
+  g = jax.grad(lambda s: masked_softmax(s, mask)[2].sum() + masked_softmax(s, mask)[1, 0])(scores)
+  assert np.all(np.isfinite(g))
+
+
+def test_recurrent_aggregation_reads_the_final_states():
+  # The recurrent summary at length L must not depend on frames after L, but must
+  # depend on the last real frame (the forward final state sees it).
+  model = ClipModel(num_outputs=4, aggregation='recurrent', conv_features=(4,), freq_pool=(2,),
+                    embed_size=8, hidden_size=4, norm=False)
+  alone, _ = padded_pair(2)
+  params = model.init(jax.random.key(1), alone)
+  base = model.apply(params, alone)
+  changed = dict(alone, features=alone['features'].copy())
+  changed['features'][:, -1] += 3.0
+  assert not np.allclose(model.apply(params, changed), base)
+
+
+def test_builder_reads_config_and_rejects_unknown_aggregation():
+  cfg = ml_collections.ConfigDict({'name': 'clip_crnn', 'aggregation': 'attention',
+                                   'conv_features': (4, 8), 'freq_pool': (2, 2)})
+  model = build_clip_model(cfg, 7, jnp.float32)
+  assert model.rnn_layers == 1 and model.aggregation == 'attention' and model.num_outputs == 7
+  cfg.name = 'clip_cnn'
+  assert build_clip_model(cfg, 7, jnp.float32).rnn_layers == 0
+  cfg.aggregation = 'median'
+  with pytest.raises(ValueError, match='config.model.aggregation'):
+    build_clip_model(cfg, 7, jnp.float32)
+
+
+@pytest.mark.parametrize('aggregation', ['mean', 'max'])
+def test_pitch_classes_make_the_model_transposition_equivariant(aggregation):
+  rng = np.random.default_rng(5)
+  chroma = rng.random((1, 10, 12, 1)).astype(np.float32)
+  tile = lambda c: np.concatenate([c, c], axis=2)  # two identical octaves  # pylint: disable=unnecessary-lambda-assignment
+  base = {'features': tile(chroma), 'mask': np.ones((1, 10), bool)}
+  up = {'features': tile(np.roll(chroma, 1, axis=2)), 'mask': np.ones((1, 10), bool)}
+  model = ClipModel(num_outputs=24, aggregation=aggregation, conv_features=(), freq_pool=(),
+                    embed_size=8, pitch_classes=12)
+  params = model.init(jax.random.key(0), base)
+  out = np.asarray(model.apply(params, base)).reshape(2, 12)  # (mode, pitch class)
+  out_up = np.asarray(model.apply(params, up)).reshape(2, 12)
+  np.testing.assert_allclose(out_up, np.roll(out, 1, axis=1), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match='config.model.pitch_classes'):
+    ClipModel(num_outputs=24, conv_features=(), freq_pool=(), pitch_classes=7).init(
+        jax.random.key(0), base)
