@@ -14,7 +14,8 @@ the same shape, and the loop stops early once every sequence has emitted
 Beam search keeps ``beam_size`` hypotheses per example (the state is tiled to
 ``B * beam_size`` rows). A finished hypothesis keeps its slot and competes with
 the live ones at its final score, so with ``beam_size=1`` beam search is exactly
-greedy search. Hypotheses are ranked by ``log p / lp(length)`` with the GNMT
+greedy search. The search stops early once no live hypothesis can overtake
+the best finished one. Hypotheses are ranked by ``log p / lp(length)`` with the GNMT
 length penalty ``lp(n) = ((5 + n) / 6) ** length_penalty`` (0 disables it).
 """
 
@@ -136,12 +137,14 @@ def beam_search(step_fn: StepFn, init_state, start_id: int, end_id: int, max_len
   """
   if beam_size < 1:
     raise ValueError(f'beam_size must be >= 1, got {beam_size}')
+  if length_penalty < 0:
+    raise ValueError(f'length_penalty must be >= 0, got {length_penalty}')
   batch = _batch_size(init_state)
   k = beam_size
-  lp_shape, att_shape = _probe(step_fn, init_state, start_id)
+  state0 = tile_beams(init_state, k)
+  lp_shape, att_shape = _probe(step_fn, state0, start_id)
   vocab = lp_shape.shape[-1]
   has_att = att_shape is not None
-  state0 = tile_beams(init_state, k)
   # Only beam 0 is live at the start, so the first step does not pick K copies
   # of the same hypothesis.
   cum0 = jnp.tile(jnp.asarray([0.0] + [NEG_INF] * (k - 1), jnp.float32), (batch, 1))
@@ -153,8 +156,14 @@ def beam_search(step_fn: StepFn, init_state, start_id: int, end_id: int, max_len
     return cum / length_penalty_factor(lengths, length_penalty) if length_penalty else cum
 
   def cond(carry):
-    t, finished = carry[0], carry[3]
-    return (t < max_len) & ~jnp.all(finished)
+    # Stop once, for every example, the best finished hypothesis outranks the
+    # best score any live one could still reach: live log-probs only fall, and
+    # the length penalty can at most divide them by lp(max_len).
+    t, _, cum, finished, lengths = carry[:5]
+    best_finished = jnp.max(jnp.where(finished, rank(cum, lengths), -jnp.inf), axis=1)
+    bound = cum / length_penalty_factor(jnp.int32(max_len), length_penalty)
+    best_live = jnp.max(jnp.where(finished, -jnp.inf, bound), axis=1)
+    return (t < max_len) & ~jnp.all(best_finished >= best_live)
 
   def body(carry):
     t, seqs, cum, finished, lengths, state, prev, att = carry

@@ -1,0 +1,137 @@
+"""The seq2seq model: attention masks, causality, padding invariance, decoding."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from mir_jax.models import seq2seq
+from mir_jax.models.seq2seq import Seq2Seq
+
+V, START, END = 9, 1, 2
+
+
+def _model(**kw):
+  args = dict(vocab_size=V, embed_dim=6, encoder_hidden=8, encoder_layers=2, downsample='pool',
+              downsample_factor=2, decoder_hidden=16, attention='additive', attention_dim=5,
+              output_hidden=12)
+  args.update(kw)
+  return Seq2Seq(**args)
+
+
+def _init(m, seed, *args):
+  """Random params of the right shapes (``m.init`` spends seconds compiling cell inits)."""
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(m.init, jax.random.PRNGKey(0), *args)
+  return jax.tree_util.tree_map(lambda s: jnp.asarray(rng.normal(size=s.shape) * 0.4, s.dtype),
+                                shapes)
+
+
+def _data(seed=0, b=3, t=11, f=4, length=6):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.normal(size=(b, t, f, 1)), jnp.float32)
+  lengths = jnp.asarray([t, 7, 3][:b], jnp.int32)
+  tin = jnp.asarray(np.concatenate([np.full((b, 1), START), rng.integers(3, V, (b, length - 1))], 1),
+                    jnp.int32)
+  return x, lengths, tin
+
+
+@pytest.mark.parametrize('downsample,attention', [('pool', 'additive'), ('conv', 'general'),
+                                                  pytest.param('stack', 'dot', marks=pytest.mark.slow)])
+def test_attention_sums_to_one_and_ignores_padded_frames(downsample, attention):
+  m = _model(downsample=downsample, attention=attention)
+  x, lengths, tin = _data()
+  v = _init(m, 0, x, lengths, tin)
+  _, w = m.apply(v, x, lengths, tin, return_attention=True)
+  f = 1 if downsample == 'none' else 2
+  enc_len = -(-np.asarray(lengths) // f)
+  assert w.shape[2] == -(-x.shape[1] // f)
+  np.testing.assert_allclose(np.asarray(w).sum(-1), 1.0, rtol=1e-5)
+  for b, n in enumerate(enc_len):
+    assert np.all(np.asarray(w[b, :, n:]) == 0.0)
+
+
+@pytest.mark.parametrize('downsample', ['pool', pytest.param('conv', marks=pytest.mark.slow)])
+def test_padding_frames_do_not_change_outputs(downsample):
+  m = _model(downsample=downsample, attention='dot', decoder_hidden=16)
+  x, lengths, tin = _data(t=7)
+  v = _init(m, 1, x, lengths, tin)
+  short = m.apply(v, x, lengths, tin)
+  noise = jnp.asarray(np.random.default_rng(5).normal(size=(3, 6, 4, 1)), jnp.float32)
+  longer = jnp.concatenate([x, noise], axis=1)   # more frames past every length
+  valid = np.arange(13)[None, :, None, None] < np.asarray(lengths)[:, None, None, None]
+  longer = jnp.where(valid, longer, noise.mean())  # garbage in padded frames
+  np.testing.assert_allclose(np.asarray(m.apply(v, longer, lengths, tin)), np.asarray(short),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_is_causal():
+  m = _model(input_feeding=True)  # the previous context must not leak the future either
+  x, lengths, tin = _data(length=7)
+  v = _init(m, 2, x, lengths, tin)
+  base = np.asarray(m.apply(v, x, lengths, tin))
+  j = 4
+  changed = tin.at[:, j].set((tin[:, j] - 3 + 1) % (V - 3) + 3)
+  out = np.asarray(m.apply(v, x, lengths, changed))
+  np.testing.assert_allclose(out[:, :j], base[:, :j], rtol=1e-6, atol=1e-6)
+  assert np.all(np.abs(out[:, j:] - base[:, j:]).max(axis=(1, 2)) > 1e-6)
+
+
+def test_teacher_forcing_equals_step_by_step_decoding():
+  m = _model()
+  x, lengths, tin = _data()
+  v = _init(m, 3, x, lengths, tin)
+  logits = m.apply(v, x, lengths, tin)
+  enc = m.apply(v, x, lengths, method=Seq2Seq.encode)
+  state = m.apply(v, enc, method=Seq2Seq.initial_state)
+  for t in range(tin.shape[1]):
+    lp, state, _ = m.apply(v, enc, state, tin[:, t], method=Seq2Seq.decode_step)
+    np.testing.assert_allclose(np.asarray(lp), np.asarray(jax.nn.log_softmax(logits[:, t])),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_equals_beam_one_and_compiles_once():
+  m = _model(attention='general')
+  x, lengths, tin = _data()
+  v = _init(m, 4, x, lengths, tin)
+  traces = {'greedy': 0, 'beam': 0}
+
+  def fn(kind):
+    def run(variables, feats, lens):
+      traces[kind] += 1  # only while tracing
+      return seq2seq.decode(m, variables, feats, lens, max_len=6, start_id=START, end_id=END,
+                            method=kind, beam_size=1, length_penalty=0.6)
+    return jax.jit(run)
+
+  greedy, beam = fn('greedy'), fn('beam')
+  g, b = greedy(v, x, lengths), beam(v, x, lengths)
+  np.testing.assert_array_equal(np.asarray(g.tokens), np.asarray(b.tokens))
+  np.testing.assert_allclose(np.asarray(g.scores), np.asarray(b.scores), rtol=1e-5)
+  x2, _, _ = _data(seed=9)
+  greedy(v, x2, lengths)
+  beam(v, x2, lengths)
+  assert traces == {'greedy': 1, 'beam': 1}
+
+
+def test_label_smoothed_loss_matches_numpy():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(2, 4, 5)).astype(np.float32)
+  targets = rng.integers(0, 5, (2, 4))
+  mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)
+  eps = 0.1
+  loss, aux = seq2seq.sequence_cross_entropy(jnp.asarray(logits), targets, mask, eps)
+  logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  q = np.full((2, 4, 5), eps / 5) + (1 - eps) * np.eye(5)[targets]
+  ref = -(q * logp).sum(-1)[mask].mean()
+  nll = -np.take_along_axis(logp, targets[..., None], -1)[..., 0][mask].mean()
+  np.testing.assert_allclose(float(loss), ref, rtol=1e-5)
+  np.testing.assert_allclose(float(aux['nll']), nll, rtol=1e-5)
+
+
+def test_bad_config_errors():
+  x, lengths, tin = _data()
+  with pytest.raises(ValueError, match='downsample'):
+    _model(downsample='avg').init(jax.random.PRNGKey(0), x, lengths, tin)
+  with pytest.raises(ValueError, match='dot'):
+    _model(attention='dot', decoder_hidden=10).init(jax.random.PRNGKey(0), x, lengths, tin)
