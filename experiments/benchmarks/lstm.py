@@ -34,15 +34,24 @@ from mir_jax.nn import cells, recurrent
 SHAPES = [(16, 1000, 80, 128), (8, 500, 256, 256), (64, 100, 128, 512)]
 
 
-def _median_time(fn, repeats: int, min_time: float) -> float:
-  fn()  # warm-up (compilation, allocator)
-  times = []
+def _interleaved_medians(fns: dict, repeats: int, min_time: float) -> dict:
+  """Median seconds per call of each function, timed round-robin.
+
+  Interleaving the implementations spreads drift in machine load and allocator
+  state over all of them instead of biasing whichever ran in a quiet moment.
+  """
+  for fn in fns.values():
+    fn()  # warm-up (compilation, allocator)
+  times = {name: [] for name in fns}
   start = time.perf_counter()
-  while len(times) < repeats or (time.perf_counter() - start < min_time and len(times) < 50):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
+  rounds = 0
+  while rounds < repeats or (time.perf_counter() - start < min_time and rounds < 50):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - t0)
+    rounds += 1
+  return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _block(tree):
@@ -102,6 +111,8 @@ HIDDEN = [0]  # set per case; module-level so the builders share one signature
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--quick', action='store_true', help='first shape only')
+  parser.add_argument('--shapes', default='',
+                      help='semicolon-separated B,T,I,H shapes instead of the standard ones')
   parser.add_argument('--json', help='write the records to this path')
   parser.add_argument('--cells', default='lstm', help='comma-separated: lstm,gru')
   parser.add_argument('--directions', default='uni,bi')
@@ -112,8 +123,9 @@ def main(argv=None):
                       '(where the fused layers project their inputs)')
   parser.add_argument('--torch-threads', type=int, default=2)
   parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--min-time', type=float, default=2.0,
-                      help='keep timing a case for at least this many seconds')
+  parser.add_argument('--min-time', type=float, default=6.0,
+                      help='keep timing a case (all implementations, round-robin) for at '
+                      'least this many seconds')
   args = parser.parse_args(argv)
 
   impls = args.impls.split(',')
@@ -125,6 +137,8 @@ def main(argv=None):
             '(pip install -e ".[bench]")', file=sys.stderr)
       impls.remove('torch')
   shapes = SHAPES[:1] if args.quick else SHAPES
+  if args.shapes:
+    shapes = [tuple(int(v) for v in shape.split(',')) for shape in args.shapes.split(';')]
   machine = {
       'platform': platform.platform(), 'processor': platform.processor(),
       'cpu_count': os.cpu_count(), 'jax': jax.__version__,
@@ -161,10 +175,10 @@ def main(argv=None):
           elif impl == 'torch':
             fns[impl] = torch_fns(cell, bidir, x_np, args.torch_threads)
         for mode in args.modes.split(','):
-          rate = {}
-          for impl, (fwd, bwd) in fns.items():
-            seconds = _median_time(fwd if mode == 'fwd' else bwd, args.repeats, args.min_time)
-            rate[impl] = batch * steps / seconds
+          seconds = _interleaved_medians(
+              {impl: (fwd if mode == 'fwd' else bwd) for impl, (fwd, bwd) in fns.items()},
+              args.repeats, args.min_time)
+          rate = {impl: batch * steps / s for impl, s in seconds.items()}
           case = f'{cell}:{batch}x{steps}x{feat}x{hidden}'
           for impl, tps in rate.items():
             records.append({
