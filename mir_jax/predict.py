@@ -64,6 +64,19 @@ def predict(config, workdir: str, input_path: str, output_dir: str) -> list[str]
                      f'{config.predict.overlap_seconds} vs {config.predict.chunk_seconds}')
   files = find_audio(input_path)
   tracks = [Track(track_id=tid, audio_path=path) for tid, path in files]
+  if task.output_kind == 'sequence':
+    # A token sequence describes a whole clip: decode whole files, no chunks.
+    decode_fn = experiment.make_sequence_decoder(config, task, trainer)
+    outputs, _ = experiment.decode_tracks(
+        config, task, params, trainer, decode_fn, tracks, features_fn,
+        batch_size=int(config.predict.batch_size), with_targets=False)
+    written = []
+    if jax.process_index() == 0:
+      os.makedirs(output_dir, exist_ok=True)
+      for track, out in zip(tracks, outputs):
+        written.append(task.write(task.decode(out.tokens), output_dir, track.track_id))
+      print(f'checkpoint step {step}: wrote {len(written)} files to {output_dir}')
+    return written
   # Predict needs no labels: targets_fn sees tracks without annotations.
   logits, _ = experiment.predict_tracks(
       config, task, params, trainer, tracks, features_fn, chunk_frames=chunk,

@@ -2,7 +2,8 @@
 
 ``build_model(config.model, num_outputs=task.num_outputs, compute_dtype=...)``
 returns a Flax module whose ``__call__(batch, *, deterministic)`` returns logits.
-Seq2seq models are built by their own task (see mir_jax/models/seq2seq.py).
+``'seq2seq'`` builds :class:`mir_jax.models.seq2seq.Seq2Seq` (teacher-forced
+logits; evaluation decodes with :func:`mir_jax.models.seq2seq.decode`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 
 from mir_jax.models import clip, crnn
 from mir_jax.models.frame import FrameRNN
+from mir_jax.models.seq2seq import Seq2Seq
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 
@@ -26,12 +28,35 @@ def _frame_rnn(cfg, num_outputs: int, compute_dtype) -> FrameRNN:
       compute_dtype=compute_dtype)
 
 
+def _seq2seq(cfg, num_outputs: int, compute_dtype) -> Seq2Seq:
+  """Attention encoder-decoder; ``num_outputs`` is the token vocabulary size.
+
+  The decoder runs in float32 (``compute_dtype`` is not used by this model).
+  """
+  del compute_dtype
+  return Seq2Seq(
+      vocab_size=num_outputs, embed_dim=int(cfg.get('embed_dim', 32)),
+      encoder_hidden=int(cfg.get('encoder_hidden', 64)),
+      encoder_layers=int(cfg.get('encoder_layers', 2)),
+      encoder_cell=str(cfg.get('encoder_cell', 'lstm')),
+      downsample=str(cfg.get('downsample', 'pool')),
+      downsample_factor=int(cfg.get('downsample_factor', 2)),
+      input_projection=int(cfg.get('input_projection', 0)),
+      decoder_hidden=int(cfg.get('decoder_hidden', 128)),
+      attention=str(cfg.get('attention', 'additive')),
+      attention_dim=int(cfg.get('attention_dim', 64)),
+      input_feeding=bool(cfg.get('input_feeding', True)),
+      output_hidden=int(cfg.get('output_hidden', 128)),
+      dropout=float(cfg.get('dropout', 0.0)), unroll=int(cfg.get('unroll', 1)))
+
+
 MODELS: dict[str, Callable[..., Any]] = {
     'blstm': _frame_rnn,      # bidirectional LSTM frame model (cell/bidirectional configurable)
     'frame_rnn': _frame_rnn,  # the same builder under its generic name
     'crnn': crnn.build_crnn,  # CNN front end over (time, freq) then recurrent layers
     'clip_cnn': clip.build_clip_model,  # CNN + aggregation over time (config.model.aggregation)
     'clip_crnn': clip.build_clip_model,  # CRNN + aggregation over time
+    'seq2seq': _seq2seq,      # attention encoder-decoder over features -> token sequences
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mir_jax.tasks.base import Task
 from mir_jax.tasks.chord import ChordTask
+from mir_jax.tasks.chord_seq import ChordSequenceTask
 from mir_jax.tasks.key import KeyTask
 from mir_jax.tasks.onset import OnsetTask
 from mir_jax.tasks.tagging import TaggingTask
@@ -15,6 +16,7 @@ from mir_jax.tasks.tagging import TaggingTask
 TASKS = {
     'onset': OnsetTask,
     'chord': ChordTask,
+    'chord_seq': ChordSequenceTask,
     'key': KeyTask,
     'tagging': TaggingTask,
 }

@@ -142,13 +142,59 @@ def load_standardizer(workdir: str):
     return Standardizer.from_dict(json.load(f))
 
 
-def example_batch(config, batch_size: int = 1) -> dict:
-  """Zeros shaped like a training batch, to initialise params."""
+def example_batch(config, batch_size: int = 1, task=None) -> dict:
+  """Zeros shaped like a training batch, to initialise params.
+
+  Sequence tasks (``task.output_kind == 'sequence'``) add their token targets
+  (``targets_in`` ...), which a teacher-forced seq2seq model reads.
+  """
   fcfg = feature_config(config)
-  frames = int(config.data.crop_frames)
-  return {'features': np.zeros((batch_size, frames, fcfg.num_bins, fcfg.num_channels), np.float32),
-          'mask': np.ones((batch_size, frames), bool),
-          'lengths': np.full((batch_size,), frames, np.int32)}
+  # crop_frames 0 (sequence tasks: whole tracks) is resolved at training; params
+  # do not depend on the number of frames.
+  frames = int(config.data.crop_frames) or int(config.data.pad_to_multiple)
+  batch = {'features': np.zeros((batch_size, frames, fcfg.num_bins, fcfg.num_channels), np.float32),
+           'mask': np.ones((batch_size, frames), bool),
+           'lengths': np.full((batch_size,), frames, np.int32)}
+  if task is not None and task.output_kind == 'sequence':
+    batch.update({k: np.stack([v] * batch_size) for k, v in task.encode_targets([]).items()})
+  return batch
+
+
+def resolve_whole_track_crop(config, tracks, features_fn) -> int:
+  """``data.crop_frames`` 0 -> the longest track's frames, rounded up to ``pad_to_multiple``.
+
+  Sequence tasks train on whole tracks (their targets describe the whole
+  track); the resolved value is written back into ``config`` (so config.json
+  and checkpoints record it).
+  """
+  crop = int(config.data.crop_frames)
+  if crop > 0:
+    return crop
+  longest = max(int(features_fn(t).shape[0]) for t in tracks)
+  multiple = max(int(config.data.pad_to_multiple), 1)
+  crop = -(-longest // multiple) * multiple
+  config.data.crop_frames = crop
+  return crop
+
+
+def _whole_clip_features_fn(features_fn, crop_frames: int):
+  """``features_fn`` that refuses tracks longer than ``crop_frames``.
+
+  A sequence task's targets describe the whole track, so a training crop must
+  hold the whole track: ``data.crop_frames`` >= the longest track's frames
+  (shorter tracks are zero-padded and masked).
+  """
+
+  def features(track):
+    x = features_fn(track)
+    if x.shape[0] > crop_frames:
+      raise ValueError(
+          f'track {track.track_id} has {x.shape[0]} frames but config.data.crop_frames='
+          f'{crop_frames}: sequence targets describe whole tracks, so raise '
+          f'data.crop_frames to at least the longest track\'s frames')
+    return x
+
+  return features
 
 
 def _local_batch_size(global_size: int, key: str) -> int:
@@ -213,8 +259,147 @@ def predict_tracks(config, task, params, trainer, tracks, features_fn, *,
   return outputs, mean_loss
 
 
-def make_evaluate_fn(config, task, trainer, tracks, features_fn):
-  """``params -> {'loss': ..., **task.metrics}`` over ``tracks``."""
+# ------------------------------------------------------- sequence (seq2seq) tasks
+
+def decode_options(config, task) -> dict:
+  """Keyword arguments of :func:`mir_jax.models.seq2seq.decode` from ``config.decode``.
+
+  ``decode.method`` 'greedy' or 'beam', ``decode.beam_size``,
+  ``decode.length_penalty``, ``decode.max_len`` (0: the task's
+  ``max_tokens + 1``, room for the end token). Missing keys take these defaults.
+  """
+  d = config.get('decode') or {}
+  method = str(d.get('method', 'greedy'))
+  if method not in ('greedy', 'beam'):
+    raise ValueError(f"config.decode.method must be 'greedy' or 'beam', got {method!r}")
+  beam_size = int(d.get('beam_size', 4)) if method == 'beam' else 1
+  if beam_size < 1:
+    raise ValueError(f'config.decode.beam_size must be >= 1, got {beam_size}')
+  max_len = int(d.get('max_len', 0)) or int(task.max_tokens) + 1
+  return {'max_len': max_len, 'start_id': int(task.start_id), 'end_id': int(task.end_id),
+          'pad_id': int(task.pad_id), 'beam_size': beam_size,
+          'length_penalty': float(d.get('length_penalty', 0.0)), 'method': method}
+
+
+def make_sequence_decoder(config, task, trainer):
+  """``jit(seq2seq.decode)`` built once; jax caches one compilation per batch shape
+  (``data.pad_to_multiple`` bounds the number of shapes). Outputs are replicated."""
+  import functools  # pylint: disable=g-import-not-at-top
+  from mir_jax.models import seq2seq  # pylint: disable=g-import-not-at-top
+  fn = functools.partial(seq2seq.decode, trainer.model, **decode_options(config, task))
+  return jax.jit(fn, out_shardings=trainer.replicated)
+
+
+def _frames_per_state(model) -> int:
+  """Feature frames per encoder state of a Seq2Seq model (its total downsampling)."""
+  if getattr(model, 'downsample', 'none') == 'none' or int(getattr(model, 'downsample_factor', 1)) <= 1:
+    return 1
+  return int(model.downsample_factor) ** max(int(model.encoder_layers) - 1, 0)
+
+
+def _no_targets(track, num_frames, frame_rate):  # pylint: disable=unused-argument
+  return {}, {}
+
+
+@dataclasses.dataclass
+class SequenceOutputs:
+  """Decoded outputs of one track: token ids up to and including ``</s>``,
+  attention (L, valid encoder states) and, for the first few tracks, the features."""
+  tokens: np.ndarray
+  attention: Optional[np.ndarray]
+  features: Optional[np.ndarray] = None
+
+
+def decode_tracks(config, task, params, trainer, decode_fn, tracks, features_fn, *,
+                  batch_size: int, with_targets: bool = True,
+                  keep_features: int = 0) -> tuple[list, float]:
+  """(per-track :class:`SequenceOutputs`, mean teacher-forced token loss) for ``tracks``.
+
+  Whole tracks are decoded (a sequence describes a whole clip; no chunking).
+  ``with_targets=False`` (predict) needs no annotations and gives loss 0.
+  """
+  from mir_jax.data.pipeline import eval_batches  # pylint: disable=g-import-not-at-top
+  fcfg = feature_config(config)
+  local_bs = _local_batch_size(batch_size, 'data.eval_batch_size')
+  batches = eval_batches(
+      tracks, fcfg, targets_fn=task.targets_fn if with_targets else _no_targets,
+      batch_size=local_bs, features_fn=features_fn,
+      pad_to_multiple=int(config.data.pad_to_multiple), pad_batch=True)
+  factor = _frames_per_state(trainer.model)
+  variables = {'params': params}
+  out: dict[str, SequenceOutputs] = {}
+  losses, weights = [], []
+  for batch in batches:
+    device_batch = trainer.put_batch(batch)
+    if with_targets:
+      _, metrics = trainer.eval_step(params, device_batch)
+      count = float(np.sum(batch['target_mask']))
+      if count > 0:
+        losses.append(float(metrics['loss']) * count)
+        weights.append(count)
+    result = decode_fn(variables, device_batch['features'], device_batch['lengths'])
+    tokens = np.asarray(jax.device_get(result.tokens))[:local_bs]
+    lengths = np.asarray(jax.device_get(result.lengths))[:local_bs]
+    att = (np.asarray(jax.device_get(result.attention))[:local_bs]
+           if result.attention is not None else None)
+    for row, track_id in enumerate(batch['track_ids']):
+      if not track_id:
+        continue
+      n_tok = int(lengths[row])
+      n_frames = int(batch['lengths'][row])
+      states = -(-n_frames // factor)
+      keep = len(out) < keep_features
+      out[track_id] = SequenceOutputs(
+          tokens=tokens[row, :n_tok],
+          attention=att[row, :n_tok, :states] if att is not None else None,
+          features=np.asarray(batch['features'][row, :n_frames]) if keep else None)
+  mean_loss = float(np.sum(losses) / max(np.sum(weights), 1.0))
+  return [out[t.track_id] for t in tracks], mean_loss
+
+
+def write_attention_maps(config, task, trainer, tracks, outputs, plots_dir: str) -> list[str]:
+  """``plots_dir/attention_<track>.png`` for the outputs that kept their features."""
+  from mir_jax.tasks.chord_seq import write_attention_map  # pylint: disable=g-import-not-at-top
+  fcfg = feature_config(config)
+  written = []
+  for track, o in zip(tracks, outputs):
+    if o.features is None or o.attention is None or not len(o.tokens):
+      continue
+    names = [task.vocab.tokens[int(t)] for t in o.tokens]
+    written.append(write_attention_map(
+        os.path.join(plots_dir, f'attention_{track.track_id}.png'), o.features, o.attention,
+        names, fcfg.frame_rate, _frames_per_state(trainer.model)))
+  return written
+
+
+def _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workdir):
+  decode_fn = make_sequence_decoder(config, task, trainer)
+  d = config.get('decode') or {}
+  num_maps = int(d.get('num_attention_maps', 3)) if workdir else 0
+
+  def evaluate(params) -> dict:
+    outputs, loss = decode_tracks(config, task, params, trainer, decode_fn, tracks, features_fn,
+                                  batch_size=int(config.data.eval_batch_size),
+                                  keep_features=num_maps)
+    predictions = [task.decode(o.tokens) for o in outputs]
+    if num_maps and jax.process_index() == 0:
+      write_attention_maps(config, task, trainer, tracks, outputs, os.path.join(workdir, 'plots'))
+    return {'loss': loss, **task.metrics(predictions, tracks)}
+
+  return evaluate
+
+
+# ------------------------------------------------------------------ evaluate fn
+
+def make_evaluate_fn(config, task, trainer, tracks, features_fn, workdir: Optional[str] = None):
+  """``params -> {'loss': ..., **task.metrics}`` over ``tracks``.
+
+  Sequence tasks decode token ids (``config.decode``) and, given ``workdir``,
+  write attention maps of the first ``decode.num_attention_maps`` tracks to
+  ``workdir/plots``.
+  """
+  if task.output_kind == 'sequence':
+    return _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workdir)
   fcfg = feature_config(config)
   chunk = int(config.data.eval_chunk_frames)
 
@@ -250,14 +435,18 @@ def train_and_evaluate(config, workdir: str):
   features_fn = _features_fn(config, std)
   from mir_jax.data.pipeline import train_iterator  # pylint: disable=g-import-not-at-top
   local_bs = _local_batch_size(int(config.data.batch_size), 'data.batch_size')
+  train_features_fn = features_fn
+  if task.output_kind == 'sequence':
+    resolve_whole_track_crop(config, train_tracks, features_fn)
+    train_features_fn = _whole_clip_features_fn(features_fn, int(config.data.crop_frames))
   train_iter = train_iterator(
       train_tracks, feature_config(config), targets_fn=task.targets_fn, batch_size=local_bs,
       crop_frames=int(config.data.crop_frames), seed=int(config.seed),
       shard_index=jax.process_index(), shard_count=jax.process_count(),
-      features_fn=features_fn, num_threads=int(config.data.num_threads))
-  example = example_batch(config, jax.local_device_count())
+      features_fn=train_features_fn, num_threads=int(config.data.num_threads))
+  example = example_batch(config, jax.local_device_count(), task)
   trainer = loop.Trainer(config, model, task.loss, example)
-  evaluate = make_evaluate_fn(config, task, trainer, eval_tracks, features_fn)
+  evaluate = make_evaluate_fn(config, task, trainer, eval_tracks, features_fn, workdir)
   state = loop.train(config, workdir, model=model, loss_fn=task.loss, train_iter=train_iter,
                      example_batch=example, evaluate_fn=lambda state: evaluate(state.params),
                      trainer=trainer)
@@ -269,7 +458,8 @@ def restore_params(config, workdir: str, task, model, which: str = 'best'):
   """(params, step, trainer) from ``workdir``'s best or latest checkpoint."""
   if which not in ('best', 'latest'):
     raise ValueError(f"config.eval.checkpoint must be 'best' or 'latest', got {which!r}")
-  trainer = loop.Trainer(config, model, task.loss, example_batch(config, jax.local_device_count()))
+  trainer = loop.Trainer(config, model, task.loss,
+                         example_batch(config, jax.local_device_count(), task))
   manager = checkpoint_lib.CheckpointManager(
       os.path.join(workdir, 'checkpoints'), best_metric=config.checkpoint.best_metric or None,
       best_mode=config.checkpoint.best_mode, read_only=True)
@@ -289,7 +479,7 @@ def evaluate(config, workdir: str) -> dict:
   params, step, trainer = restore_params(config, workdir, task, model, config.eval.checkpoint)
   tracks = load_tracks(config, config.eval.split, task)
   features_fn = _features_fn(config, load_standardizer(workdir))
-  metrics = make_evaluate_fn(config, task, trainer, tracks, features_fn)(params)
+  metrics = make_evaluate_fn(config, task, trainer, tracks, features_fn, workdir)(params)
   result = {'step': step, 'split': config.eval.split, 'checkpoint': config.eval.checkpoint, **metrics}
   if jax.process_index() == 0:
     writers.write_json_atomic(os.path.join(workdir, 'eval_metrics.json'), result)
