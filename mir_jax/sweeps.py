@@ -30,10 +30,11 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import ml_collections
+
+from mir_jax.atomic import atomic_write
 
 Overrides = dict[str, Any]
 Factor = Union[Sequence[Mapping[str, Any]], Mapping[str, Sequence[Any]]]
@@ -395,18 +396,7 @@ def write_json_atomic(path: str, obj: Any) -> None:
   _write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=repr) + '\n')
 
 
-def _write_atomic(path: str, data: Union[str, bytes]) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb' if isinstance(data, bytes) else 'w') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+_write_atomic = atomic_write
 
 
 # ----------------------------------------------------------------- collection

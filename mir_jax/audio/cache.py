@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from typing import Iterable, Optional
 
 import numpy as np
 
+from mir_jax.atomic import atomic_open
 from mir_jax.audio.features import FeatureConfig, compute_features
 from mir_jax.audio.io import load_audio
 
@@ -65,17 +65,8 @@ def cache_key(audio_path, cfg: FeatureConfig) -> str:
 
 
 def _atomic_save(path: str, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, array)
 
 
 def cached_features(audio_path, cfg: FeatureConfig, cache_dir=None) -> np.ndarray:

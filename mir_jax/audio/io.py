@@ -10,10 +10,11 @@ bad file in a dataset of thousands is found from the log line alone.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 
 import numpy as np
+
+from mir_jax.atomic import atomic_open
 
 __all__ = [
     "AudioError",
@@ -143,15 +144,5 @@ def save_wav(path, y: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
     if subtype.startswith("PCM") and np.max(np.abs(y)) > 1.0:
         raise _fail(path, f"peak {np.max(np.abs(y)):.3f} exceeds 1.0 and would clip in {subtype}")
     data = y if y.ndim == 1 else y.T
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".wav")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            sf.write(handle, data, sr, subtype=subtype, format="WAV")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "wb") as handle:
+        sf.write(handle, data, sr, subtype=subtype, format="WAV")

@@ -30,13 +30,13 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 
 import mir_eval.chord
 import mir_eval.key
 import numpy as np
 
+from mir_jax.atomic import atomic_write
 from mir_jax.data.vocab import (  # noqa: F401  (re-exported)
     IGNORE_INDEX,
     NUM_KEYS,
@@ -71,18 +71,7 @@ def atomic_write_text(path, text: str) -> None:
     A crash mid-write leaves either the old file or none, never half a file.
     Parent folders are created.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
 
 
 def _read_text(path) -> str:

@@ -28,6 +28,7 @@ import jax
 import mir_eval
 import numpy as np
 
+from mir_jax.atomic import atomic_open
 from mir_jax.data import annotations
 from mir_jax.data import vocab as chord_vocab
 from mir_jax.models.seq2seq import sequence_cross_entropy
@@ -220,16 +221,11 @@ def write_attention_map(path: str, features: np.ndarray, weights: np.ndarray,
   ax1.set_yticklabels(token_names, fontsize=6)
   ax1.set_xlabel('time (s)')
   fig.tight_layout()
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f'.{os.path.basename(path)}.{os.getpid()}.tmp.png')
   try:
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    with atomic_open(path, 'wb') as f:
+      fig.savefig(f, dpi=100, format='png')
   finally:
     plt.close(fig)
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return path
 
 

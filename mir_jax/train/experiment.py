@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from mir_jax import models
+from mir_jax.atomic import atomic_open
 from mir_jax import tasks as tasks_lib
 from mir_jax.train import checkpoint as checkpoint_lib
 from mir_jax.train import loop
@@ -512,7 +513,8 @@ def _plot_curves(workdir: str) -> None:
     if names:
       ax.legend(fontsize=7)
   fig.tight_layout()
-  tmp = os.path.join(workdir, 'plots', '.curves.png.tmp.png')
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, os.path.join(workdir, 'plots', 'curves.png'))
+  try:
+    with atomic_open(os.path.join(workdir, 'plots', 'curves.png'), 'wb') as f:
+      fig.savefig(f, dpi=100, format='png')
+  finally:
+    plt.close(fig)

@@ -10,28 +10,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from typing import Any, Mapping
 
 import jax
 import numpy as np
 
+from mir_jax.atomic import atomic_open
+
 
 def write_json_atomic(path: str, obj: Any) -> None:
   """Writes JSON so that a crash leaves either the old file or the new one."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'w') as f:
-      json.dump(obj, f, indent=2, sort_keys=True, default=_to_python)
-      f.write('\n')
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic_open(path, 'w') as f:
+    json.dump(obj, f, indent=2, sort_keys=True, default=_to_python)
+    f.write('\n')
 
 
 def _to_python(value: Any) -> Any:
