@@ -36,7 +36,7 @@ def get_config(arg: str | None = None):
 
   c.model.name = 'blstm'  # frame model: projection + RecurrentStack + dense
   c.model.cell = 'lstm'  # 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu'
-  c.model.hidden_size = 64  # units per direction
+  c.model.hidden_size = 128  # units per direction (64 overfits 64 tracks at F 0.88)
   c.model.num_layers = 2  # recurrent layers
   c.model.bidirectional = True  # both directions (offline detection)
   c.model.merge = 'concat'  # how directions are merged: 'concat' or 'sum'
@@ -53,9 +53,10 @@ def get_config(arg: str | None = None):
   c.features.n_mels = 40  # mel bands per frame size
 
   c.data.crop_frames = 400  # 4 s crops
+  c.data.synth.num_train = 192  # synthetic training tracks (64 overfit: eval loss rose after 1k steps)
   c.data.eval_chunk_frames = 0  # whole tracks
   c.optimizer.learning_rate = 2e-3  # peak Adam learning rate
-  c.train.num_steps = 3000  # optimizer steps
+  c.train.num_steps = 4000  # optimizer steps
   c.train.eval_every = 1000  # mir_eval F-measure every 1000 steps
 
   if args.tiny:
