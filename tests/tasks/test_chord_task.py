@@ -129,23 +129,7 @@ def test_bad_options_name_the_config_key():
     ChordTask(decoder='beam')
 
 
-def _register(monkeypatch):
-  """Adds F's names to D's registries if the lead has not yet (a no-op after)."""
-  from mir_jax import models, tasks  # pylint: disable=g-import-not-at-top
-  from mir_jax.models import clip, crnn  # pylint: disable=g-import-not-at-top
-  from mir_jax.tasks import chord, key, tagging  # pylint: disable=g-import-not-at-top
-  for name, fn in (('crnn', crnn.build_crnn), ('clip_cnn', clip.build_clip_model),
-                   ('clip_crnn', clip.build_clip_model)):
-    if name not in models.MODELS:
-      monkeypatch.setitem(models.MODELS, name, fn)
-  for name, cls in (('chord', chord.ChordTask), ('key', key.KeyTask),
-                    ('tagging', tagging.TaggingTask)):
-    if name not in tasks.TASKS:
-      monkeypatch.setitem(tasks.TASKS, name, cls)
-
-
-def test_tiny_config_trains_with_falling_loss(monkeypatch):
-  _register(monkeypatch)
+def test_tiny_config_trains_with_falling_loss():
   from configs import chord_crnn  # pylint: disable=g-import-not-at-top
   from mir_jax.train import experiment, loop  # pylint: disable=g-import-not-at-top
   config = chord_crnn.get_config('tiny')
@@ -172,9 +156,8 @@ def test_tiny_config_trains_with_falling_loss(monkeypatch):
 
 
 @pytest.mark.slow
-def test_tiny_config_end_to_end_train_eval_predict(monkeypatch, tmp_path):
+def test_tiny_config_end_to_end_train_eval_predict(tmp_path):
   """Renders the tiny synthetic sets, trains, evaluates with mir_eval and writes .lab files."""
-  _register(monkeypatch)
   import json  # pylint: disable=g-import-not-at-top
   from configs import chord_crnn  # pylint: disable=g-import-not-at-top
   from mir_jax import predict  # pylint: disable=g-import-not-at-top

@@ -73,23 +73,7 @@ def test_write_reads_back(tmp_path):
   assert annotations.read_key(path) == 'F# minor'
 
 
-def _register(monkeypatch):
-  """Adds F's names to D's registries if the lead has not yet (a no-op after)."""
-  from mir_jax import models, tasks  # pylint: disable=g-import-not-at-top
-  from mir_jax.models import clip, crnn  # pylint: disable=g-import-not-at-top
-  from mir_jax.tasks import chord, key, tagging  # pylint: disable=g-import-not-at-top
-  for name, fn in (('crnn', crnn.build_crnn), ('clip_cnn', clip.build_clip_model),
-                   ('clip_crnn', clip.build_clip_model)):
-    if name not in models.MODELS:
-      monkeypatch.setitem(models.MODELS, name, fn)
-  for name, cls in (('chord', chord.ChordTask), ('key', key.KeyTask),
-                    ('tagging', tagging.TaggingTask)):
-    if name not in tasks.TASKS:
-      monkeypatch.setitem(tasks.TASKS, name, cls)
-
-
-def test_tiny_config_trains_with_falling_loss(monkeypatch):
-  _register(monkeypatch)
+def test_tiny_config_trains_with_falling_loss():
   from configs import key_cnn  # pylint: disable=g-import-not-at-top
   from mir_jax.train import experiment, loop  # pylint: disable=g-import-not-at-top
   config = key_cnn.get_config('tiny')
