@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mir_jax.models.frame import recurrent_head
+
 
 def _per_block(values: Sequence[int], num_blocks: int, name: str) -> tuple[int, ...]:
   values = tuple(int(v) for v in values) if values else (1,) * num_blocks
@@ -139,7 +141,6 @@ class CRNN(nn.Module):
 
   @nn.compact
   def __call__(self, batch, *, deterministic: bool = True) -> jax.Array:
-    from mir_jax.nn.modules import RecurrentStack  # pylint: disable=g-import-not-at-top
     feats = check_features(batch)
     mask = batch_mask(batch, feats)
     x, _ = ConvFrontEnd(features=tuple(self.conv_features), kernel_size=tuple(self.kernel_size),
@@ -148,20 +149,7 @@ class CRNN(nn.Module):
                         compute_dtype=self.compute_dtype, name='cnn')(
                             feats, mask, deterministic=deterministic)
     x = x.reshape(x.shape[:2] + (-1,))
-    if self.input_projection > 0:
-      x = nn.Dense(self.input_projection, dtype=self.compute_dtype, param_dtype=jnp.float32,
-                   name='input_projection')(x)
-      x = nn.relu(x)
-      x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-    lengths: Optional[jax.Array] = batch.get('lengths')
-    x = RecurrentStack(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                       bidirectional=self.bidirectional, merge=self.merge, dropout=self.dropout,
-                       residual=self.residual, unroll=self.unroll,
-                       compute_dtype=self.compute_dtype, name='rnn')(
-                           x, lengths, deterministic=deterministic)
-    x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-    return nn.Dense(self.num_outputs, dtype=self.compute_dtype, param_dtype=jnp.float32,
-                    name='output')(x)
+    return recurrent_head(self, x, batch.get('lengths'), deterministic=deterministic)
 
 
 def build_crnn(cfg, num_outputs: int, compute_dtype) -> CRNN:

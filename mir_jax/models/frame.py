@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mir_jax.nn.modules import RecurrentStack
+
 
 class FrameRNN(nn.Module):
   """(B, T, bins, channels) features -> (B, T, num_outputs) logits.
@@ -44,22 +46,31 @@ class FrameRNN(nn.Module):
 
   @nn.compact
   def __call__(self, batch, *, deterministic: bool = True) -> jax.Array:
-    from mir_jax.nn.modules import RecurrentStack  # pylint: disable=g-import-not-at-top
     feats = batch['features']
     if feats.ndim != 4:
       raise ValueError(f"batch['features'] must be (batch, time, bins, channels), got shape {feats.shape}")
     x = feats.reshape(feats.shape[:2] + (-1,)).astype(self.compute_dtype)
-    lengths: Optional[jax.Array] = batch.get('lengths')
-    if self.input_projection > 0:
-      x = nn.Dense(self.input_projection, dtype=self.compute_dtype, param_dtype=jnp.float32,
-                   name='input_projection')(x)
-      x = nn.relu(x)
-      x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-    x = RecurrentStack(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                       bidirectional=self.bidirectional, merge=self.merge, dropout=self.dropout,
-                       residual=self.residual, unroll=self.unroll,
-                       compute_dtype=self.compute_dtype, name='rnn')(
-                           x, lengths, deterministic=deterministic)
-    x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-    return nn.Dense(self.num_outputs, dtype=self.compute_dtype, param_dtype=jnp.float32,
-                    name='output')(x)
+    return recurrent_head(self, x, batch.get('lengths'), deterministic=deterministic)
+
+
+def recurrent_head(module: nn.Module, x: jax.Array, lengths: Optional[jax.Array], *,
+                   deterministic: bool) -> jax.Array:
+  """Optional dense projection, the recurrent stack, and a dense output per frame.
+
+  Called from inside ``module``'s compact ``__call__`` (FrameRNN, CRNN), so the
+  layers are ``module``'s children ('input_projection', 'rnn', 'output') and
+  read its hyperparameters of the same names.
+  """
+  m = module
+  if m.input_projection > 0:
+    x = nn.Dense(m.input_projection, dtype=m.compute_dtype, param_dtype=jnp.float32,
+                 name='input_projection')(x)
+    x = nn.relu(x)
+    x = nn.Dropout(m.dropout)(x, deterministic=deterministic)
+  x = RecurrentStack(cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
+                     bidirectional=m.bidirectional, merge=m.merge, dropout=m.dropout,
+                     residual=m.residual, unroll=m.unroll, compute_dtype=m.compute_dtype,
+                     name='rnn')(x, lengths, deterministic=deterministic)
+  x = nn.Dropout(m.dropout)(x, deterministic=deterministic)
+  return nn.Dense(m.num_outputs, dtype=m.compute_dtype, param_dtype=jnp.float32,
+                  name='output')(x)
