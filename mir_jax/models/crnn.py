@@ -14,7 +14,7 @@ unidirectional for causal/online use) and a dense layer per frame.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
