@@ -31,6 +31,8 @@ def test_tiny_onset_experiment(tmp_path):
   after_train = json.load(open(os.path.join(workdir, 'eval_metrics.json')))
   assert after_train['step'] == 30 and 0.0 <= after_train['f_measure_50ms'] <= 1.0
   assert os.path.exists(os.path.join(workdir, 'plots', 'curves.png'))
+  figures = sorted(f for f in os.listdir(os.path.join(workdir, 'plots')) if f.startswith('eval_'))
+  assert len(figures) == min(config.eval.num_figures, config.data.synth.num_eval), figures
   saved = json.load(open(os.path.join(workdir, 'config.json')))
   assert saved['model']['hidden_size'] == 16 and saved['checkpoint']['best_metric'] == 'f_measure_50ms'
 

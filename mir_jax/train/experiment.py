@@ -392,23 +392,42 @@ def _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workd
 
 # ------------------------------------------------------------------ evaluate fn
 
+def write_prediction_figures(task, tracks, predictions, features_fn, frame_rate: float,
+                             plots_dir: str) -> list[str]:
+  """``plots_dir/eval_<track>.png`` (spectrogram, reference and prediction) per track."""
+  from mir_jax.tasks.figures import write_prediction_figure  # pylint: disable=g-import-not-at-top
+  written = []
+  for track, prediction in zip(tracks, predictions):
+    name = track.track_id.replace(os.sep, '_')
+    written.append(write_prediction_figure(
+        os.path.join(plots_dir, f'eval_{name}.png'), task, features_fn(track), frame_rate,
+        prediction, track))
+  return written
+
+
 def make_evaluate_fn(config, task, trainer, tracks, features_fn, workdir: Optional[str] = None):
   """``params -> {'loss': ..., **task.metrics}`` over ``tracks``.
 
   Sequence tasks decode token ids (``config.decode``) and, given ``workdir``,
   write attention maps of the first ``decode.num_attention_maps`` tracks to
-  ``workdir/plots``.
+  ``workdir/plots``; the other tasks write ``plots/eval_<track>.png`` (the
+  spectrogram with reference and predicted labels) of the first
+  ``eval.num_figures`` tracks.
   """
   if task.output_kind == 'sequence':
     return _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workdir)
   fcfg = feature_config(config)
   chunk = int(config.data.eval_chunk_frames)
+  num_figures = int(config.eval.num_figures) if workdir else 0
 
   def evaluate(params) -> dict:
     logits, loss = predict_tracks(config, task, params, trainer, tracks, features_fn,
                                   chunk_frames=chunk, chunk_overlap=chunk // 4,
                                   batch_size=int(config.data.eval_batch_size))
     predictions = [task.decode(l, fcfg.frame_rate) for l in logits]
+    if num_figures and jax.process_index() == 0:
+      write_prediction_figures(task, tracks[:num_figures], predictions, features_fn,
+                               fcfg.frame_rate, os.path.join(workdir, 'plots'))
     return {'loss': loss, **task.metrics(predictions, tracks)}
 
   return evaluate
