@@ -1,12 +1,12 @@
 r"""Classic, non-learned MIR baselines scored like the learned models, side by side.
 
     python experiments/baselines.py
-    python experiments/baselines.py --workdirs=onset=workdirs/onset_blstm,chord=workdirs/chord_crnn,key=workdirs/key_cnn
+    python experiments/baselines.py --workdirs=onset=workdirs/onset_blstm,chord=workdirs/chord_crnn,key=workdirs/key_cnn,tagging=workdirs/tagging_crnn
     python experiments/baselines.py --config_arg=tiny --data_root=/tmp/data   # quick look
 
 For each task the held-out set is the evaluation set of that task's config
-(``configs/onset_blstm.py``, ``configs/chord_crnn.py``, ``configs/key_cnn.py``;
-rendered once if missing), and the metrics are the task's own (mir_eval):
+(``configs/onset_blstm.py``, ``configs/chord_crnn.py``, ``configs/key_cnn.py``,
+``configs/tagging_crnn.py``; rendered once if missing), and the metrics are the task's own (mir_eval):
 
 * onsets: librosa's onset detector (spectral flux on a log-mel spectrogram,
   then librosa's peak picking), F-measure at ±50 ms;
@@ -14,7 +14,12 @@ rendered once if missing), and the metrics are the task's own (mir_eval):
   the 24 major/minor triad templates (cosine), ``N`` on quiet frames, frames
   merged into segments; weighted majmin/root/mirex/sevenths;
 * key: Krumhansl–Schmuckler, the Krumhansl–Kessler profiles correlated with
-  the track's mean chroma; mir_eval weighted score and accuracy.
+  the track's mean chroma; mir_eval weighted score and accuracy;
+* tagging: bag of frames (Tzanetakis & Cook 2002; Mandel & Ellis 2005): the
+  mean and standard deviation of 20 MFCCs and their deltas per track, one
+  balanced logistic regression per tag (scikit-learn) fitted on the config's
+  training set; macro ROC-AUC and PR-AUC. The only baseline that learns, from
+  hand-made features: the bar a learned front end has to clear.
 
 The learned column is read from ``<workdir>/eval_metrics.json`` (written by
 training and ``--mode=eval``) for each ``task=workdir`` in ``--workdirs``.
@@ -47,7 +52,9 @@ TASK_CONFIGS = {
     'onset': ('onset_blstm', 'f_measure_50ms', ()),
     'chord': ('chord_crnn', 'majmin', ('root', 'mirex', 'sevenths')),
     'key': ('key_cnn', 'weighted_score', ('accuracy',)),
+    'tagging': ('tagging_crnn', 'roc_auc_macro', ('pr_auc_macro',)),
 }
+_LABEL_FIELD = {'onset': 'onsets', 'chord': 'chord_labels', 'key': 'key', 'tagging': 'tags'}
 
 
 # ------------------------------------------------------------------ the methods
@@ -115,11 +122,53 @@ def key_baseline(y: np.ndarray, sr: int, hop_length: int = 4096) -> str:
   return key_from_chroma(chroma(y, sr, hop_length).mean(axis=1))
 
 
+def mfcc_summary(y: np.ndarray, sr: int, n_mfcc: int = 20) -> np.ndarray:
+  """(4 * n_mfcc,) mean and std of the MFCCs and of their deltas over the track."""
+  import librosa
+  m = librosa.feature.mfcc(y=np.asarray(y, np.float32), sr=sr, n_mfcc=n_mfcc)
+  d = librosa.feature.delta(m, mode='nearest')
+  return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)])
+
+
+def tagging_baseline(train_x: np.ndarray, train_tags: np.ndarray,
+                     test_x: np.ndarray) -> np.ndarray:
+  """(N_test, K) tag probabilities from per-tag logistic regressions on summary features.
+
+  A tag with one class only in training gets its training rate as a constant score.
+  """
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.preprocessing import StandardScaler
+  scaler = StandardScaler().fit(train_x)
+  a, b = scaler.transform(train_x), scaler.transform(test_x)
+  tags = np.asarray(train_tags) > 0
+  out = np.empty((len(b), tags.shape[1]))
+  for k in range(tags.shape[1]):
+    if tags[:, k].all() or not tags[:, k].any():
+      out[:, k] = tags[:, k].mean()
+      continue
+    lr = LogisticRegression(C=0.1, class_weight='balanced', max_iter=2000).fit(a, tags[:, k])
+    out[:, k] = lr.predict_proba(b)[:, 1]
+  return out
+
+
 # ------------------------------------------------------------------ scoring
 
-def score_baseline(task: str, tracks: Sequence, sample_rate: int = 22050) -> dict[str, float]:
-  """The task's metrics of its baseline on ``tracks`` (audio read at ``sample_rate``)."""
+def score_baseline(task: str, tracks: Sequence, sample_rate: int = 22050,
+                   train_tracks: Sequence = ()) -> dict[str, float]:
+  """The task's metrics of its baseline on ``tracks`` (audio read at ``sample_rate``).
+
+  ``train_tracks`` (tagging only) are what the tag classifiers are fitted on.
+  """
   from mir_jax.audio.io import load_audio
+  if task == 'tagging':
+    from mir_jax.tasks.tagging import tag_metrics
+    if not len(train_tracks):
+      raise ValueError('the tagging baseline needs training tracks')
+    summary = lambda ts: np.stack([mfcc_summary(load_audio(t.audio_path, sample_rate),
+                                                sample_rate) for t in ts])
+    scores = tagging_baseline(summary(train_tracks), np.stack([t.tags for t in train_tracks]),
+                              summary(tracks))
+    return tag_metrics(np.stack([t.tags for t in tracks]), scores)
   if task == 'onset':
     method, scorer = onset_baseline, OnsetTask()
   elif task == 'chord':
@@ -132,17 +181,17 @@ def score_baseline(task: str, tracks: Sequence, sample_rate: int = 22050) -> dic
   return scorer.metrics(predictions, tracks)
 
 
-def eval_tracks(task: str, config_arg: str = '', data_root: str = '') -> list:
-  """The held-out tracks of ``task``'s config (rendered if missing) that carry its labels."""
+def eval_tracks(task: str, config_arg: str = '', data_root: str = '', split: str = 'eval') -> list:
+  """The held-out (or ``split='train'``) tracks of ``task``'s config (rendered if missing)
+  that carry its labels."""
   import importlib
   from mir_jax.data.datasets import load_dataset_folder
   from mir_jax.train import experiment
   config = importlib.import_module(f'configs.{TASK_CONFIGS[task][0]}').get_config(config_arg)
   if data_root:
     config.data.root = data_root
-  tracks, _ = load_dataset_folder(experiment.dataset_dir(config, 'eval'))
-  field = {'onset': 'onsets', 'chord': 'chord_labels', 'key': 'key'}[task]
-  return [t for t in tracks if getattr(t, field) is not None]
+  tracks, _ = load_dataset_folder(experiment.dataset_dir(config, split))
+  return [t for t in tracks if getattr(t, _LABEL_FIELD[task]) is not None]
 
 
 def learned_metrics(workdir: str) -> dict | None:
@@ -169,7 +218,8 @@ def run(tasks: Sequence[str], workdirs: dict[str, str], config_arg: str = '',
   rows = []
   for task in tasks:
     _, primary, others = TASK_CONFIGS[task]
-    base = score_baseline(task, eval_tracks(task, config_arg, data_root))
+    train = eval_tracks(task, config_arg, data_root, 'train') if task == 'tagging' else ()
+    base = score_baseline(task, eval_tracks(task, config_arg, data_root), train_tracks=train)
     learned = learned_metrics(workdirs[task]) if task in workdirs else None
     for metric in (primary,) + tuple(others):
       value = None if learned is None or metric not in learned else float(learned[metric])
@@ -199,7 +249,7 @@ def main(argv):
 if __name__ == '__main__':
   from absl import app
   from absl import flags
-  flags.DEFINE_list('tasks', list(TASK_CONFIGS), 'Tasks to score: onset, chord, key.')
+  flags.DEFINE_list('tasks', list(TASK_CONFIGS), 'Tasks to score: onset, chord, key, tagging.')
   flags.DEFINE_string('workdirs', '', 'task=workdir pairs (comma-separated) of trained models.')
   flags.DEFINE_string('config_arg', '', "Argument of every task's config (e.g. 'tiny').")
   flags.DEFINE_string('data_root', '', 'config.data.root override (where sets are rendered).')

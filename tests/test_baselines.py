@@ -75,3 +75,26 @@ def test_table_pairs_baseline_and_learned():
   lines = text.splitlines()
   assert lines[1].split() == ['key', 'weighted_score', '0.800', '0.900', '+0.100']
   assert lines[2].split() == ['chord', 'majmin', '0.600', '-', '-']
+
+
+def test_tagging_baseline_separates_timbres():
+  """Tag 0 = bright tones (many partials), tag 1 = noise; tag 2 is never set (constant score)."""
+  rng = np.random.default_rng(0)
+
+  def clip(kind):
+    pitch = int(rng.integers(48, 72))
+    if kind == 'noise':
+      return (0.05 * rng.normal(size=SR)).astype(np.float32)
+    t = np.arange(SR) / SR
+    f = 440.0 * 2 ** ((pitch - 69) / 12)
+    parts = range(1, 12) if kind == 'bright' else (1,)
+    return (0.1 * sum(np.sin(2 * np.pi * k * f * t) / k for k in parts)).astype(np.float32)
+
+  kinds = ['bright', 'pure', 'noise'] * 8
+  x = np.stack([baselines.mfcc_summary(clip(k), SR) for k in kinds])
+  tags = np.array([[k == 'bright', k == 'noise', 0] for k in kinds], np.int8)
+  scores = baselines.tagging_baseline(x[:12], tags[:12], x[12:])
+  from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
+  assert roc_auc_score(tags[12:, 0], scores[:, 0]) == 1.0
+  assert roc_auc_score(tags[12:, 1], scores[:, 1]) == 1.0
+  np.testing.assert_array_equal(scores[:, 2], 0.0)
