@@ -9,6 +9,16 @@ Peers: Flax ``nn.RNN(nn.OptimizedLSTMCell)`` / ``nn.Bidirectional`` (``GRUCell``
 for --cells gru) and PyTorch ``nn.LSTM`` / ``nn.GRU`` limited to --torch-threads
 threads. PyTorch is optional: without it the script says so and skips it.
 
+Roofline: every case also reports the matrix-product FLOP rate each
+implementation reached (2 (I + H) G H FLOPs per token and direction forward,
+G = 4 gates for the LSTM and 3 for the GRU; three times that for
+forward+backward: the backward pass repeats both products for the input and
+the weight gradients) as a fraction of this process's measured fp32 GEMM peak
+(``jnp.dot`` of two 4096x4096 matrices), and ``ceiling vs flax``: the largest
+speed-up over Flax that a layer running at GEMM peak could show. A ceiling
+below a target ratio means no implementation can reach it in fp32 on this
+machine. ``--no-roofline`` skips the peak measurement.
+
 Allocator: glibc's malloc trims and unmaps large buffers, which slows both JAX
 and PyTorch here; to compare under a heap-friendly allocator, run e.g.
 ``MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 python ...``
@@ -105,6 +115,26 @@ def torch_fns(cell, bidir, x_np, threads):
   return fwd, bwd
 
 
+def matmul_flops_per_token(cell: str, feat: int, hidden: int, bidir: bool, mode: str) -> float:
+  """Matrix-product FLOPs per token of one layer (see the module docstring)."""
+  gates = {'lstm': 4, 'gru': 3}[cell]
+  fwd = 2.0 * (feat + hidden) * gates * hidden * (2 if bidir else 1)
+  return fwd if mode == 'fwd' else 3.0 * fwd
+
+
+def gemm_peak_gflops(n: int = 4096, repeats: int = 5) -> float:
+  """Best fp32 GEMM rate (GFLOP/s) of ``jnp.dot`` on (n, n) @ (n, n) in this process."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  dot(a, a).block_until_ready()
+  best = float('inf')
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    dot(a, a).block_until_ready()
+    best = min(best, time.perf_counter() - t0)
+  return 2.0 * n ** 3 / best / 1e9
+
+
 HIDDEN = [0]  # set per case; module-level so the builders share one signature
 
 
@@ -122,6 +152,9 @@ def main(argv=None):
                       '(autodiff of the generic scan), mir_jax_in_loop, mir_jax_hoisted '
                       '(where the fused layers project their inputs)')
   parser.add_argument('--torch-threads', type=int, default=2)
+  parser.add_argument('--no-roofline', action='store_true',
+                      help='skip the GEMM peak measurement and the FLOP-rate columns')
+  parser.add_argument('--gemm-size', type=int, default=4096, help='n of the (n, n) GEMM peak')
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--min-time', type=float, default=6.0,
                       help='keep timing a case (all implementations, round-robin) for at '
@@ -149,12 +182,17 @@ def main(argv=None):
   if 'torch' in impls:
     import torch
     machine['torch'] = torch.__version__
+  if not args.no_roofline:
+    machine['gemm_peak_gflops'] = gemm_peak_gflops(args.gemm_size)
   print(json.dumps(machine))
+  peak = machine.get('gemm_peak_gflops')
 
   records = []
   header = (f"{'cell':5} {'case (B,T,I,H)':22} {'dir':4} {'mode':8} "
             + ' '.join(f'{i + " tok/s":>14}' for i in impls)
-            + ('  vs flax' if 'flax' in impls else '') + ('  vs torch' if 'torch' in impls else ''))
+            + ('  vs flax' if 'flax' in impls else '') + ('  vs torch' if 'torch' in impls else '')
+            + ('  %peak ' + '/'.join(impls) if peak else '')
+            + ('  ceiling vs flax' if peak and 'flax' in impls else ''))
   print(header)
   for cell in args.cells.split(','):
     for shape in shapes:
@@ -180,8 +218,13 @@ def main(argv=None):
               args.repeats, args.min_time)
           rate = {impl: batch * steps / s for impl, s in seconds.items()}
           case = f'{cell}:{batch}x{steps}x{feat}x{hidden}'
+          flops = matmul_flops_per_token(cell, feat, hidden, bidir, mode)
           for impl, tps in rate.items():
             records.append({
+                'gflops': tps * flops / 1e9,
+                'fraction_of_gemm_peak': tps * flops / 1e9 / peak if peak else None,
+                'ceiling_vs_flax': peak * 1e9 / flops / rate['flax'] if peak and 'flax' in rate
+                                   else None,
                 'case': case, 'cell': cell, 'shape': list(shape), 'direction': direction,
                 'mode': mode, 'impl': impl, 'tokens_per_s': tps,
                 'ratio_vs_torch': tps / rate['torch'] if 'torch' in rate else None,
@@ -193,6 +236,10 @@ def main(argv=None):
             line += f'  {rate["mir_jax"] / rate["flax"]:7.2f}x'
           if 'mir_jax' in rate and 'torch' in rate:
             line += f'  {rate["mir_jax"] / rate["torch"]:8.2f}x'
+          if peak:
+            line += '  ' + '/'.join(f'{100 * rate[i] * flops / 1e9 / peak:.0f}' for i in impls)
+            if 'flax' in rate:
+              line += f'  {peak * 1e9 / flops / rate["flax"]:6.2f}x'
           print(line, flush=True)
   if args.json:
     with open(args.json, 'w') as f:
