@@ -53,8 +53,8 @@ def get_config(arg: str | None = None):
   c.features.bins_per_octave = 24
   c.features.n_bins = 168
 
-  c.data.synth.num_train = 300  # shared with chord_crnn and tagging_crnn (one rendering)
-  c.data.synth.num_eval = 50
+  c.data.synth.num_train = 1500  # shared with chord_crnn and tagging_crnn (one rendering)
+  c.data.synth.num_eval = 200
   c.data.crop_frames = 112  # whole 20 s tracks (108 frames) plus padding
   c.data.batch_size = 16
   c.data.pad_to_multiple = 16

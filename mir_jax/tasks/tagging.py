@@ -29,8 +29,19 @@ TARGET_KEY = 'tags_target'
 VALID_KEY = 'tags_valid'
 
 
-def tag_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
-  """Macro ROC-AUC / PR-AUC over the columns of (N, K) arrays that have both classes."""
+def tag_group(name: str) -> str:
+  """The group a tag name belongs to: the part before its first '_' ('inst_violin' -> 'inst')."""
+  return name.split('_', 1)[0]
+
+
+def tag_metrics(y_true: np.ndarray, y_score: np.ndarray,
+                tag_names: Sequence[str] = ()) -> dict[str, float]:
+  """Macro ROC-AUC / PR-AUC over the columns of (N, K) arrays that have both classes.
+
+  Given ``tag_names``, also ``roc_auc_<group>`` per :func:`tag_group` of two or
+  more scored tags (e.g. instruments vs families vs tempo), so a macro figure
+  can be read by what makes it.
+  """
   from sklearn import metrics as skm  # pylint: disable=g-import-not-at-top
   y_true = np.asarray(y_true).astype(np.int64)
   y_score = np.asarray(y_score, np.float64)
@@ -41,9 +52,20 @@ def tag_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
   if scored.size == 0:
     raise ValueError('no tag has both positive and negative evaluation tracks: AUC undefined')
   t, s = y_true[:, scored], y_score[:, scored]
-  return {'roc_auc_macro': float(skm.roc_auc_score(t, s, average='macro')),
-          'pr_auc_macro': float(skm.average_precision_score(t, s, average='macro')),
-          'num_tags_scored': float(scored.size)}
+  out = {'roc_auc_macro': float(skm.roc_auc_score(t, s, average='macro')),
+         'pr_auc_macro': float(skm.average_precision_score(t, s, average='macro')),
+         'num_tags_scored': float(scored.size)}
+  if len(tag_names):
+    if len(tag_names) != y_true.shape[1]:
+      raise ValueError(f'{len(tag_names)} tag names for {y_true.shape[1]} tag columns')
+    groups: dict[str, list[int]] = {}
+    for column in scored:
+      groups.setdefault(tag_group(tag_names[column]), []).append(int(column))
+    for group, columns in sorted(groups.items()):
+      if len(columns) > 1:
+        out[f'roc_auc_{group}'] = float(skm.roc_auc_score(y_true[:, columns], y_score[:, columns],
+                                                          average='macro'))
+  return out
 
 
 class TaggingTask(Task):
@@ -115,4 +137,4 @@ class TaggingTask(Task):
     if not pairs:
       raise ValueError('no evaluation track has tags')
     truth, scores = zip(*pairs)
-    return tag_metrics(np.stack(truth), np.stack(scores))
+    return tag_metrics(np.stack(truth), np.stack(scores), self.tag_names)

@@ -77,6 +77,21 @@ def test_auc_by_hand_and_against_sklearn():
       skm.average_precision_score(truth, score, average='macro'))
 
 
+def test_auc_per_tag_group():
+  # Instruments perfectly ranked, families exactly reversed; 'drums' alone gets no group entry.
+  names = ('inst_piano', 'inst_violin', 'family_keys', 'family_strings', 'drums')
+  truth = np.array([[1, 0, 1, 0, 1], [0, 1, 0, 1, 0], [1, 1, 0, 0, 1], [0, 0, 1, 1, 0]])
+  score = np.where(truth > 0, 0.9, 0.1).astype(float)
+  score[:, 2:4] = 1.0 - score[:, 2:4]
+  got = tag_metrics(truth, score, names)
+  assert got['roc_auc_inst'] == pytest.approx(1.0)
+  assert got['roc_auc_family'] == pytest.approx(0.0)
+  assert got['roc_auc_macro'] == pytest.approx((1 + 1 + 0 + 0 + 1) / 5)
+  assert 'roc_auc_drums' not in got
+  with pytest.raises(ValueError, match='tag names'):
+    tag_metrics(truth, score, names[:3])
+
+
 def test_metrics_skip_tags_without_both_classes():
   task = TaggingTask(tag_names=TAGS)
   tags = [np.array([1, 1, 0]), np.array([0, 1, 0]), np.array([1, 1, 0])]  # only 'piano' varies
