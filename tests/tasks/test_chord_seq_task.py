@@ -88,6 +88,38 @@ def test_synthetic_targets_and_perfect_predictions(synth_tracks):
   total = sum(2 * len(t.chord_sequence) for t in synth_tracks)
   assert m['token_error_rate'] == pytest.approx(4 / total)
   assert m['majmin'] < perfect['majmin']
+  # one chord and one duration deleted per track: each half errs alike
+  assert perfect['chord_token_error_rate'] == 0.0 == perfect['duration_token_error_rate']
+  assert m['chord_token_error_rate'] == pytest.approx(4 / total)
+  assert m['duration_token_error_rate'] == pytest.approx(4 / total)
+
+
+def test_metrics_break_down_long_sequences_and_token_kinds():
+  import types
+  task = ChordSequenceTask(max_tokens=40, duration_bins=BINS)
+
+  def track(n):  # n one-bar chords at 120 bpm (2 s each), C and G alternating
+    labels = ['C:maj' if i % 2 == 0 else 'G:maj' for i in range(n)]
+    return types.SimpleNamespace(
+        chord_sequence=[(l, 2.0, 4.0) for l in labels],
+        chord_intervals=np.array([[2.0 * i, 2.0 * i + 2.0] for i in range(n)]), chord_labels=labels)
+
+  short, long_ = track(3), track(chord_seq.LONG_TOKENS // 2)  # 6 and 16 tokens
+  ref = lambda t: chord_seq.tokenize(t.chord_sequence, task.vocab)
+  # short: perfect; long: the first chord's label wrong (a chord error, durations right)
+  bad = ref(long_)
+  bad[0] = A_MIN
+  preds = [task.decode(ref(short)), task.decode(bad)]
+  m = task.metrics(preds, [short, long_])
+  assert m['num_long'] == 1.0
+  assert m['token_error_rate_long'] == pytest.approx(1 / 16)
+  assert m['token_error_rate'] == pytest.approx(1 / 22)
+  assert m['chord_token_error_rate'] == pytest.approx(1 / 11)
+  assert m['duration_token_error_rate'] == 0.0
+  assert m['majmin_long'] == pytest.approx(7 / 8)
+  assert m['majmin'] == pytest.approx((6 * 1.0 + 16 * 7 / 8) / 22)
+  # no long reference: no long metrics
+  assert 'majmin_long' not in task.metrics(preds[:1], [short])
 
 
 def test_attention_map_png(tmp_path):
