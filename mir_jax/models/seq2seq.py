@@ -65,6 +65,9 @@ class Seq2Seq(nn.Module):
     input_feeding: feed the previous context into the next decoder step.
     output_hidden: width of the feed-forward layer over [hidden; context].
     dropout: dropout on the encoder's layer inputs and the output layer.
+    token_dropout: under teacher forcing in training, the probability that a
+      previous token fed to the decoder is replaced by ``<pad>`` (word
+      dropout); negative (the default) means the same rate as ``dropout``.
   """
   vocab_size: int
   embed_dim: int = 32
@@ -80,6 +83,7 @@ class Seq2Seq(nn.Module):
   input_feeding: bool = True
   output_hidden: int = 128
   dropout: float = 0.0
+  token_dropout: float = -1.0
   unroll: int = 1
 
   def setup(self):
@@ -210,13 +214,23 @@ class Seq2Seq(nn.Module):
     if targets_in is None:
       raise ValueError('Seq2Seq needs targets_in (teacher forcing); use decode() to generate')
     encoded = self.encode(features, lengths, deterministic=deterministic)
+    targets_in = jnp.asarray(targets_in, jnp.int32)
+    rate = self.dropout if self.token_dropout < 0 else self.token_dropout
+    if rate > 0 and not deterministic:
+      # Word dropout: previous tokens after the start token become <pad> (id 0, an
+      # "unknown" embedding) at random, so the decoder cannot lean on its own
+      # history alone and has to read the audio through the context.
+      keep = jax.random.bernoulli(self.make_rng('dropout'), 1.0 - rate,
+                                  targets_in.shape)
+      keep = keep.at[:, 0].set(True)
+      targets_in = jnp.where(keep, targets_in, 0)
 
     def body(state, tokens):
       hidden, state, weights = self._step(encoded, state, tokens)
       return state, (hidden, weights)
 
     _, (hidden, weights) = jax.lax.scan(body, self.initial_state(encoded),
-                                        jnp.swapaxes(jnp.asarray(targets_in, jnp.int32), 0, 1),
+                                        jnp.swapaxes(targets_in, 0, 1),
                                         unroll=self.unroll)
     logits = self._logits(jnp.swapaxes(hidden, 0, 1), deterministic)
     if return_attention:

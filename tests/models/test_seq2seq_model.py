@@ -78,6 +78,24 @@ def test_decoder_is_causal():
   assert np.all(np.abs(out[:, j:] - base[:, j:]).max(axis=(1, 2)) > 1e-6)
 
 
+def test_token_dropout_hides_previous_tokens_in_training_only():
+  x, lengths, tin = _data(length=6)
+  changed = tin.at[:, 1:].set((tin[:, 1:] - 3 + 1) % (V - 3) + 3)
+  m = _model(token_dropout=1.0)  # every previous token but <s> becomes <pad>
+  v = _init(m, 4, x, lengths, tin)
+  train = lambda t: np.asarray(m.apply(v, x, lengths, t, deterministic=False,
+                                       rngs={'dropout': jax.random.PRNGKey(0)}))
+  np.testing.assert_allclose(train(changed), train(tin), rtol=1e-6, atol=1e-6)
+  # evaluation (deterministic) reads the tokens
+  base, out = np.asarray(m.apply(v, x, lengths, tin)), np.asarray(m.apply(v, x, lengths, changed))
+  assert np.abs(out[:, 2:] - base[:, 2:]).max() > 1e-4
+  # with no token dropout, training reads them too
+  m0 = _model(token_dropout=0.0)
+  t0 = lambda t: np.asarray(m0.apply(v, x, lengths, t, deterministic=False,
+                                     rngs={'dropout': jax.random.PRNGKey(0)}))
+  assert np.abs(t0(changed)[:, 2:] - t0(tin)[:, 2:]).max() > 1e-4
+
+
 def test_teacher_forcing_equals_step_by_step_decoding():
   m = _model()
   x, lengths, tin = _data()
