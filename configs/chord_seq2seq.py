@@ -2,16 +2,22 @@ r"""Chord-sequence transcription (chord tokens + beat durations) with an attenti
 
     python experiments/main.py --config=configs/chord_seq2seq.py --workdir=workdirs/chord_seq2seq
 
-Renders 1024 numpy-synthesised training tracks and 64 evaluation tracks of 10 s
+Renders 4096 numpy-synthesised training tracks and 256 evaluation tracks of 10 s
 (disjoint composer seeds) under ``config.data.root``, trains a bidirectional
 LSTM encoder (2 layers, max-pooling x2 in time) with an additive-attention LSTM
 decoder on a log-CQT with a large hop (~10.8 frames per second), and evaluates
 by decoding token sequences (``config.decode``: greedy or beam) and scoring
 them with ``mir_eval.chord`` majmin (durations mapped back to seconds with the
-reference tempo) and the token error rate. Each evaluation writes attention
-maps of the first ``decode.num_attention_maps`` evaluation tracks to
-``workdir/plots/attention_<track>.png``. Engineer E measured majmin 0.61 and
-token error rate 0.46 after 400 s of training at these settings. Then:
+reference tempo) and the token error rate, also split into chord and duration
+tokens and over references of >= 16 tokens (``*_long``). Each evaluation writes
+attention maps of the first ``decode.num_attention_maps`` evaluation tracks to
+``workdir/plots/attention_<track>.png``.
+
+Measured (7000 steps, one core of the 2-core CPU, 24 min): majmin 0.727, token
+error rate 0.303 (chord tokens 0.094, duration tokens 0.509); with
+``--config.model.attention=none`` see the README. 1024 training tracks (the old
+default) memorised the training set (train TER 0.006, held-out 0.61); the
+remaining error is the beat durations, which need the tempo. Then:
 
     python experiments/main.py --config=configs/chord_seq2seq.py --workdir=workdirs/chord_seq2seq \
         --mode=predict --input=clip.wav --output=/tmp/chord_seqs
@@ -57,7 +63,7 @@ def get_config(arg: str | None = None):
   c.model.attention_dim = 64  # hidden width of the additive attention
   c.model.input_feeding = True  # feed the previous context into the next decoder step
   c.model.output_hidden = 128  # feed-forward width over [decoder hidden; context]
-  c.model.dropout = 0.1  # dropout on encoder layer inputs and the output layer
+  c.model.dropout = 0.2  # dropout on encoder layer inputs, the output layer and decoder input tokens
   c.model.unroll = 1  # scan unroll factor
 
   c.decode = ml_collections.ConfigDict()  # how evaluation and predict generate tokens
@@ -74,8 +80,8 @@ def get_config(arg: str | None = None):
   c.features.bins_per_octave = 12
   c.features.n_bins = 84
 
-  c.data.synth.num_train = 1024  # numpy-rendered training clips (sequence models need many)
-  c.data.synth.num_eval = 64
+  c.data.synth.num_train = 4096  # numpy-rendered training clips (1024 overfit: train TER 0.006, eval 0.6)
+  c.data.synth.num_eval = 256  # ~10% of the references have >= 16 tokens (metrics *_long)
   c.data.synth.duration = 10.0  # seconds per clip = one token sequence
   c.data.synth.renderer = 'numpy'  # fast additive synthesis
   c.data.crop_frames = 0  # 0 = whole tracks (the longest, padded); targets describe whole clips
@@ -84,10 +90,10 @@ def get_config(arg: str | None = None):
   c.data.pad_to_multiple = 32  # also rounds the whole-track training length
   c.optimizer.learning_rate = 2e-3
   c.optimizer.warmup_steps = 100
-  c.train.num_steps = 3000
+  c.train.num_steps = 7000
   c.train.log_every = 50
-  c.train.eval_every = 500
-  c.checkpoint.every = 500
+  c.train.eval_every = 1000
+  c.checkpoint.every = 1000
 
   if args.tiny:
     c.data.synth.num_train = 8
