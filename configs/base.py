@@ -117,7 +117,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()  # what --mode=eval evaluates
   c.eval.split = 'eval'  # --mode=eval evaluates on 'eval' or 'train'
   c.eval.checkpoint = 'best'  # --mode=eval/predict restore 'best' or 'latest'
-  c.eval.num_figures = 3  # PNGs (spectrogram, reference and predicted labels) of the first eval tracks
+  c.eval.num_figures = 3  # eval PNGs of the first tracks: labels over the spectrogram, or attention maps
 
   c.predict = ml_collections.ConfigDict()  # --mode=predict chunking
   c.predict.chunk_seconds = 60.0  # long files are processed in chunks this long

@@ -10,7 +10,7 @@ by decoding token sequences (``config.decode``: greedy or beam) and scoring
 them with ``mir_eval.chord`` majmin (durations mapped back to seconds with the
 reference tempo) and the token error rate, also split into chord and duration
 tokens and over references of >= 16 tokens (``*_long``). Each evaluation writes
-attention maps of the first ``decode.num_attention_maps`` evaluation tracks to
+attention maps of the first ``eval.num_figures`` evaluation tracks to
 ``workdir/plots/attention_<track>.png``.
 
 Measured (7000 steps, one core of the 2-core CPU, 24 min): majmin 0.727, token
@@ -71,7 +71,6 @@ def get_config(arg: str | None = None):
   c.decode.beam_size = 4  # beams of 'beam' (ignored by 'greedy')
   c.decode.length_penalty = 0.0  # beam score / length ** penalty; 0 = summed log-probabilities
   c.decode.max_len = 0  # decoding steps; 0 = task.max_tokens + 1 (room for the end token)
-  c.decode.num_attention_maps = 3  # attention PNGs of the first eval tracks per evaluation
 
   # Log-CQT, 1 bin per semitone over 7 octaves from C1, about 10.8 frames per second.
   c.features.kind = 'cqt'
@@ -108,7 +107,7 @@ def get_config(arg: str | None = None):
     c.model.attention_dim = 16
     c.model.output_hidden = 32
     c.model.dropout = 0.0
-    c.decode.num_attention_maps = 1
+    c.eval.num_figures = 1  # one attention map
     c.data.batch_size = 4
     c.data.eval_batch_size = 2
     c.data.pad_to_multiple = 16

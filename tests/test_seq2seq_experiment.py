@@ -37,7 +37,7 @@ def test_tiny_chord_seq2seq_experiment(tmp_path):
   assert saved['checkpoint']['best_metric'] == 'majmin'
 
   maps = glob.glob(os.path.join(workdir, 'plots', 'attention_*.png'))
-  assert len(maps) == config.decode.num_attention_maps, maps
+  assert len(maps) == config.eval.num_figures, maps
   assert all(os.path.getsize(p) > 1000 for p in maps)
 
   # --mode=eval with beam search on the latest checkpoint.

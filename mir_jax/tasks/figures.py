@@ -32,7 +32,7 @@ def _spectrogram(ax, features: np.ndarray, frame_rate: float) -> float:
   return duration
 
 
-def _onsets(fig, axes, track, prediction) -> None:
+def _onsets(axes, track, prediction) -> None:
   ax = axes[0]
   ref = np.asarray(track.onsets if track.onsets is not None else [], float)
   est = np.asarray(prediction, float)
@@ -53,7 +53,7 @@ def _segment_row(ax, intervals, labels, y: float, color: str) -> None:
               clip_on=True)
 
 
-def _chords(fig, axes, track, prediction) -> None:
+def _chords(axes, track, prediction) -> None:
   ax = axes[1]
   est_intervals, est_labels = prediction
   if track.chord_labels is not None:
@@ -64,14 +64,14 @@ def _chords(fig, axes, track, prediction) -> None:
   ax.set_ylim(-0.6, 1.6)
 
 
-def _key(fig, axes, track, prediction) -> None:
+def _key(axes, track, prediction) -> None:
   verdict = '' if track.key is None else ('  (correct)' if str(track.key) == str(prediction)
                                           else '  (wrong)')
   axes[0].set_title(f'key: reference {track.key}, predicted {prediction}{verdict}', fontsize=9)
 
 
 def _tags(tag_names: Sequence[str], threshold: float):
-  def draw(fig, axes, track, prediction) -> None:
+  def draw(axes, track, prediction) -> None:
     ax = axes[1]
     probs = np.asarray(prediction, float).reshape(-1)
     truth = (np.asarray(track.tags).reshape(-1) > 0 if track.tags is not None
@@ -86,6 +86,9 @@ def _tags(tag_names: Sequence[str], threshold: float):
     ax.set_title('predicted probability per tag (green: tag of the reference; '
                  'dashed: threshold)', fontsize=8)
   return draw
+
+
+_LAYOUT = {'onset': (_onsets, 0), 'chord': (_chords, 1), 'key': (_key, 0)}
 
 
 def write_prediction_figure(path: str, task, features: np.ndarray, frame_rate: float,
@@ -104,25 +107,26 @@ def write_prediction_figure(path: str, task, features: np.ndarray, frame_rate: f
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  draw = {'onset': _onsets, 'chord': _chords, 'key': _key}.get(task.name)
   if task.name == 'tagging':
-    draw = _tags(task.tag_names, float(getattr(task, 'threshold', 0.5)))
-  if draw is None:
+    draw, below = _tags(task.tag_names, task.threshold), 2
+  elif task.name in _LAYOUT:
+    draw, below = _LAYOUT[task.name]
+  else:
     raise ValueError(f'no prediction figure for task {task.name!r}')
-  second = {'chord': 1, 'tagging': 2}.get(task.name, 0)
-  if second:
-    fig, axes = plt.subplots(2, 1, figsize=(11, 5.5 if second == 2 else 4.5),
-                             gridspec_kw={'height_ratios': [3, second]})
+  # 'below': height of a panel under the spectrogram (chord rows, tag bars); 0 = none.
+  if below:
+    fig, axes = plt.subplots(2, 1, figsize=(11, 3.5 + below),
+                             gridspec_kw={'height_ratios': [3, below]})
   else:
     fig, ax = plt.subplots(1, 1, figsize=(11, 3.5))
     axes = [ax]
   try:
     duration = _spectrogram(axes[0], features, frame_rate)
-    if task.name == 'chord':
+    axes[0].set_xlabel('time (s)')
+    if task.name == 'chord':  # the segment rows share the spectrogram's time axis
       axes[1].sharex(axes[0])
       axes[1].set_xlim(0, duration)
-    axes[-1 if task.name != 'tagging' else 0].set_xlabel('time (s)')
-    draw(fig, axes, track, prediction)
+    draw(axes, track, prediction)
     fig.suptitle(track.track_id, fontsize=9)
     fig.tight_layout()
     with atomic_open(path, 'wb') as f:

@@ -375,8 +375,7 @@ def write_attention_maps(config, task, trainer, tracks, outputs, plots_dir: str)
 
 def _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workdir):
   decode_fn = make_sequence_decoder(config, task, trainer)
-  d = config.get('decode') or {}
-  num_maps = int(d.get('num_attention_maps', 3)) if workdir else 0
+  num_maps = int(config.eval.num_figures) if workdir else 0
 
   def evaluate(params) -> dict:
     outputs, loss = decode_tracks(config, task, params, trainer, decode_fn, tracks, features_fn,
@@ -409,10 +408,9 @@ def make_evaluate_fn(config, task, trainer, tracks, features_fn, workdir: Option
   """``params -> {'loss': ..., **task.metrics}`` over ``tracks``.
 
   Sequence tasks decode token ids (``config.decode``) and, given ``workdir``,
-  write attention maps of the first ``decode.num_attention_maps`` tracks to
+  write attention maps of the first ``eval.num_figures`` tracks to
   ``workdir/plots``; the other tasks write ``plots/eval_<track>.png`` (the
-  spectrogram with reference and predicted labels) of the first
-  ``eval.num_figures`` tracks.
+  spectrogram with reference and predicted labels) of as many tracks.
   """
   if task.output_kind == 'sequence':
     return _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workdir)
