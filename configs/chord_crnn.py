@@ -13,7 +13,8 @@ weighted over the evaluation set). Then ``--mode=predict`` writes ``.lab`` files
 
 Arguments (``configs/chord_crnn.py:tiny``): ``tiny`` shrinks everything (6
 short numpy-rendered tracks, a small model, 30 steps) for tests and quick
-looks; ``vocab=sevenths`` switches to the 61-class vocabulary.
+looks; ``small`` is the ablation size (same data and model, 400 steps);
+``vocab=sevenths`` switches to the 61-class vocabulary.
 """
 
 from configs import base
@@ -21,7 +22,7 @@ from configs import base
 
 def get_config(arg: str | None = None):
   """Chord CRNN config; ``arg`` is 'tiny', 'vocab=sevenths' or both (comma-separated)."""
-  args = base.parse_arg(arg, tiny=False, vocab='majmin')
+  args = base.parse_arg(arg, tiny=False, small=False, vocab='majmin')
   c = base.get_config()
 
   c.task.name = 'chord'  # frame-wise chord classification
@@ -63,6 +64,11 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 500
   c.checkpoint.every = 500
 
+  if args.small:  # ablation size: same data, a fifth of the steps
+    c.train.num_steps = 400
+    c.train.eval_every = 0  # one evaluation, at the end
+    c.checkpoint.every = 250
+    c.eval.num_figures = 0
   if args.tiny:
     c.data.synth.num_train = 6
     c.data.synth.num_eval = 2

@@ -32,7 +32,8 @@ crop; ``data.crop_frames = 0`` means "the longest training track, rounded up to
 40 s clips of ``configs/sweeps/seq2seq_attention.py``) thus cost more per step.
 
 Arguments (``configs/chord_seq2seq.py:tiny``): ``tiny`` shrinks everything (8
-short tracks, a small model, 20 steps) for tests and quick looks.
+short tracks, a small model, 20 steps) for tests and quick looks; ``small`` is the
+ablation size (1024 training clips, 128 held out, 1500 steps).
 """
 
 import ml_collections
@@ -42,7 +43,7 @@ from configs import base
 
 def get_config(arg: str | None = None):
   """Chord seq2seq config; ``arg`` is '' or 'tiny'."""
-  args = base.parse_arg(arg, tiny=False)
+  args = base.parse_arg(arg, tiny=False, small=False)
   c = base.get_config()
 
   c.task.name = 'chord_seq'  # chord tokens with quantised beat durations, one sequence per clip
@@ -71,6 +72,7 @@ def get_config(arg: str | None = None):
   c.decode.beam_size = 4  # beams of 'beam' (ignored by 'greedy')
   c.decode.length_penalty = 0.0  # beam score / length ** penalty; 0 = summed log-probabilities
   c.decode.max_len = 0  # decoding steps; 0 = task.max_tokens + 1 (room for the end token)
+  c.decode.compare_beam_sizes = (4,)  # also scored at each eval, as beam<k>_<metric>
 
   # Log-CQT, 1 bin per semitone over 7 octaves from C1, about 10.8 frames per second.
   c.features.kind = 'cqt'
@@ -94,6 +96,13 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 1000
   c.checkpoint.every = 1000
 
+  if args.small:  # ablation size: a quarter of the clips, 1500 steps
+    c.data.synth.num_train = 1024
+    c.data.synth.num_eval = 128
+    c.train.num_steps = 1500
+    c.train.eval_every = 0  # one evaluation, at the end
+    c.checkpoint.every = 250
+    c.eval.num_figures = 0
   if args.tiny:
     c.data.synth.num_train = 8
     c.data.synth.num_eval = 2

@@ -11,7 +11,8 @@ one-line ``.key`` files. ``config.model.aggregation`` (or the ``aggregation=``
 argument) picks how frames become one vector: 'max', 'mean', 'strided',
 'recurrent' or 'attention' (the ablation).
 
-Arguments (``configs/key_cnn.py:tiny``): ``tiny`` shrinks everything for tests.
+Arguments (``configs/key_cnn.py:tiny``): ``tiny`` shrinks everything for tests;
+``small`` is the ablation size (same data and model, 400 steps).
 """
 
 from configs import base
@@ -19,7 +20,7 @@ from configs import base
 
 def get_config(arg: str | None = None):
   """Key CNN config; ``arg`` is 'tiny' and/or 'aggregation=NAME' (comma-separated)."""
-  args = base.parse_arg(arg, tiny=False, aggregation='mean')
+  args = base.parse_arg(arg, tiny=False, small=False, aggregation='mean')
   c = base.get_config()
 
   c.task.name = 'key'  # 24-way clip classification
@@ -66,6 +67,11 @@ def get_config(arg: str | None = None):
   c.predict.chunk_seconds = 600.0  # clip model: one chunk per file (chunks would be averaged)
   c.predict.overlap_seconds = 0.0
 
+  if args.small:  # ablation size: same data and model, a fifth of the steps
+    c.train.num_steps = 400
+    c.train.eval_every = 0  # one evaluation, at the end
+    c.checkpoint.every = 250
+    c.eval.num_figures = 0
   if args.tiny:
     c.data.synth.num_train = 6
     c.data.synth.num_eval = 2

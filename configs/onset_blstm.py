@@ -11,7 +11,8 @@ and then ``--mode=predict`` writes ``.onsets`` files:
         --mode=predict --input=~/.cache/mir_jax/data/<eval set>/audio --output=/tmp/onsets
 
 Arguments (``configs/onset_blstm.py:tiny``): ``tiny`` shrinks everything (6
-short numpy-rendered tracks, a small model, 30 steps) for tests and quick looks.
+short numpy-rendered tracks, a small model, 30 steps) for tests and quick looks;
+``small`` is the ablation size (same data, hidden 64, 2 s crops, 500 steps).
 """
 
 from configs import base
@@ -19,7 +20,7 @@ from configs import base
 
 def get_config(arg: str | None = None):
   """Onset BLSTM config; ``arg`` is 'tiny' or ''."""
-  args = base.parse_arg(arg, tiny=False)
+  args = base.parse_arg(arg, tiny=False, small=False)
   c = base.get_config()
 
   c.task.name = 'onset'  # frame-wise onset detection
@@ -59,6 +60,13 @@ def get_config(arg: str | None = None):
   c.train.num_steps = 4000  # optimizer steps
   c.train.eval_every = 1000  # mir_eval F-measure every 1000 steps
 
+  if args.small:  # ablation size: one run in about a minute on one core
+    c.model.hidden_size = 64
+    c.data.crop_frames = 200  # 2 s
+    c.train.num_steps = 500
+    c.train.eval_every = 0  # one evaluation, at the end
+    c.checkpoint.every = 250
+    c.eval.num_figures = 0
   if args.tiny:
     c.data.synth.num_train = 6
     c.data.synth.num_eval = 2

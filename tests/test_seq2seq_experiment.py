@@ -47,6 +47,15 @@ def test_tiny_chord_seq2seq_experiment(tmp_path):
   again = experiment.evaluate(config, workdir)
   assert again['step'] == 20 and 0.0 <= again['majmin'] <= 1.0
 
+  # decode.compare_beam_sizes scores the same parameters with more decoders: beam 1
+  # is greedy decoding, so its scores equal the greedy ones.
+  config.decode.method = 'greedy'
+  config.decode.compare_beam_sizes = (1, 2)
+  both = experiment.evaluate(config, workdir)
+  for name in ('majmin', 'token_error_rate'):
+    assert both['beam1_' + name] == both[name], both
+    assert 'beam2_' + name in both, both
+
   # Predict writes a chord-sequence file per audio file.
   eval_dir = experiment.dataset_dir(config, 'eval')
   audio = sorted(glob.glob(os.path.join(eval_dir, '**', '*.wav'), recursive=True))[:1]

@@ -1,12 +1,13 @@
 r"""Ablation 1: input preprocessing for onsets and tagging (Choi et al. 2017).
 
-    python experiments/sweep.py --sweep=configs/sweeps/onset_preprocessing.py \
-        --root=workdirs/sweeps/onset_preprocessing --seeds=3
+    python experiments/sweep.py --sweep=configs/sweeps/onset_preprocessing.py:small \
+        --root=workdirs/sweeps/onset_preprocessing --seeds=2 --parallel=2
 
 One factor at a time from each task's default: log vs linear magnitude, mel vs
 STFT vs CQT, number of mel bands, hop size (frame rate), sample rate (the hop
-follows so the frame rate stays), spectral whitening and local contrast
-normalisation. Rows start with ``config=onset_blstm`` or ``config=tagging_crnn``;
+follows so the frame rate stays; onsets only), spectral whitening and local
+contrast normalisation. Onsets start from log-mel (3 frame sizes x 40 bands, 100
+fps), tagging from log-CQT (96 bins, ~21.5 fps). Rows start with ``config=onset_blstm`` or ``config=tagging_crnn``;
 the plot has one panel per task metric (onset F at 50 ms, tag ROC-AUC).
 ``:tiny`` runs the same grid on the tiny configs.
 """
@@ -45,10 +46,10 @@ def get_sweep():
   )
   tagging = concat(
       _common(),
-      [{'features.kind': 'stft'},
-       {'features.kind': 'cqt', 'features.hop_length': 896, 'features.fmin': 32.703}],
-      {'features.n_mels': [32, 128]},
-      {'features.hop_length': [441, 1764]},  # 50 and 12.5 fps (default 882: 25 fps)
-      zip_({'features.sample_rate': [16000], 'features.hop_length': [640]}),
+      # The tagging default is a log-CQT (hop 1024, ~21.5 fps); mel and STFT at the same hop.
+      [{'features.kind': 'mel', 'features.n_mels': 80},
+       {'features.kind': 'mel', 'features.n_mels': 128},
+       {'features.kind': 'stft'}],
+      {'features.hop_length': [512, 2048]},  # 43 and 10.8 fps
   )
   return concat(product([{'config': ONSET}], onset), product([{'config': TAGGING}], tagging))

@@ -10,6 +10,7 @@ Workdir layout: ``config.json`` (resolved config), ``checkpoints/<step>/``,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -373,18 +374,39 @@ def write_attention_maps(config, task, trainer, tracks, outputs, plots_dir: str)
   return written
 
 
+def compare_beam_sizes(config) -> tuple[int, ...]:
+  """``decode.compare_beam_sizes``: beam sizes evaluated besides ``decode.method``."""
+  sizes = tuple(int(k) for k in ((config.get('decode') or {}).get('compare_beam_sizes') or ()))
+  if any(k < 1 for k in sizes):
+    raise ValueError(f'config.decode.compare_beam_sizes must hold sizes >= 1, got {sizes}')
+  return sizes
+
+
 def _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workdir):
   decode_fn = make_sequence_decoder(config, task, trainer)
+  # Greedy and beam scores of the same parameters: the fair comparison, and one
+  # training run instead of one per decoder in a sweep.
+  extra = {}
+  for k in compare_beam_sizes(config):
+    c = copy.deepcopy(config)
+    c.decode.method, c.decode.beam_size = 'beam', k
+    extra[f'beam{k}_'] = make_sequence_decoder(c, task, trainer)
   num_maps = int(config.eval.num_figures) if workdir else 0
+  batch_size = int(config.data.eval_batch_size)
 
   def evaluate(params) -> dict:
     outputs, loss = decode_tracks(config, task, params, trainer, decode_fn, tracks, features_fn,
-                                  batch_size=int(config.data.eval_batch_size),
-                                  keep_features=num_maps)
+                                  batch_size=batch_size, keep_features=num_maps)
     predictions = [task.decode(o.tokens) for o in outputs]
     if num_maps and jax.process_index() == 0:
       write_attention_maps(config, task, trainer, tracks, outputs, os.path.join(workdir, 'plots'))
-    return {'loss': loss, **task.metrics(predictions, tracks)}
+    metrics = {'loss': loss, **task.metrics(predictions, tracks)}
+    for prefix, fn in extra.items():
+      more, _ = decode_tracks(config, task, params, trainer, fn, tracks, features_fn,
+                              batch_size=batch_size)
+      scores = task.metrics([task.decode(o.tokens) for o in more], tracks)
+      metrics.update({prefix + name: value for name, value in scores.items()})
+    return metrics
 
   return evaluate
 

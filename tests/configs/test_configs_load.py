@@ -40,7 +40,7 @@ def test_there_are_configs():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
-@pytest.mark.parametrize('arg', ['', 'tiny'])
+@pytest.mark.parametrize('arg', ['', 'tiny', 'small'])
 def test_config_loads_and_builds(path, arg):
   mod = _module(path)
   config = mod.get_config(arg)
@@ -54,6 +54,10 @@ def test_tiny_is_smaller():
   for path in CONFIGS:
     mod = _module(path)
     assert mod.get_config('tiny').train.num_steps < mod.get_config('').train.num_steps
+    # 'small' (the ablation size) trains less than the default, on the same kind of data.
+    small, full = mod.get_config('small'), mod.get_config('')
+    assert small.train.num_steps < full.train.num_steps
+    assert small.features.to_dict() == full.features.to_dict()
 
 
 @pytest.mark.parametrize('path', [os.path.join(ROOT, 'configs', 'base.py')] + CONFIGS,
