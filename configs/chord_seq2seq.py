@@ -60,7 +60,7 @@ def get_config(arg: str | None = None):
   c.model.downsample_factor = 2  # time reduction at each downsampling
   c.model.input_projection = 0  # dense ReLU width before the encoder; 0 = none
   c.model.decoder_hidden = 128  # decoder LSTM units ('dot' attention needs 2 * encoder_hidden)
-  c.model.attention = 'additive'  # 'additive', 'dot', 'general' or 'none' (encoder summary only)
+  c.model.attention = 'additive'  # 'additive', 'dot', 'general', 'location' or 'none' (encoder summary)
   c.model.attention_dim = 64  # hidden width of the additive attention
   c.model.input_feeding = True  # feed the previous context into the next decoder step
   c.model.output_hidden = 128  # feed-forward width over [decoder hidden; context]

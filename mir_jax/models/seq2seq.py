@@ -60,7 +60,8 @@ class Seq2Seq(nn.Module):
     downsample_factor: time reduction at each downsampling.
     input_projection: width of a dense ReLU layer before the encoder (0: none).
     decoder_hidden: decoder LSTM units.
-    attention: 'additive', 'dot', 'general' or 'none'.
+    attention: 'additive', 'dot', 'general', 'location' (additive that also sees
+      the previous and cumulative weights) or 'none'.
     attention_dim: width of the additive attention's hidden layer.
     input_feeding: feed the previous context into the next decoder step.
     output_hidden: width of the feed-forward layer over [hidden; context].
@@ -117,6 +118,9 @@ class Seq2Seq(nn.Module):
     if self.attention == 'additive':
       self.attn_params = self.param(
           'attention', lambda k: attn_lib.additive_init(k, dh, mem, self.attention_dim))
+    elif self.attention == 'location':
+      self.attn_params = self.param(
+          'attention', lambda k: attn_lib.location_init(k, dh, mem, self.attention_dim))
     elif self.attention == 'general':
       self.attn_params = self.param('attention', lambda k: attn_lib.general_init(k, dh, mem))
     else:
@@ -165,7 +169,7 @@ class Seq2Seq(nn.Module):
     summary = jnp.concatenate([h[0], h[1]], axis=-1)
     mask = lengths_to_mask(lengths, x.shape[1])
     keys = x
-    if self.attention == 'additive':
+    if self.attention in ('additive', 'location'):
       keys = attn_lib.additive_keys(self.attn_params, x)
     return {'memory': x, 'keys': keys, 'mask': mask, 'summary': summary, 'lengths': lengths}
 
@@ -175,7 +179,11 @@ class Seq2Seq(nn.Module):
     """Decoder state before the first step: LSTM carry from the bridge, zero context."""
     hc = jnp.tanh(encoded['summary'] @ self.bridge['w'] + self.bridge['b'])
     h, c = jnp.split(hc, 2, axis=-1)
-    return {'carry': (h, c), 'context': jnp.zeros_like(encoded['summary'])}
+    state = {'carry': (h, c), 'context': jnp.zeros_like(encoded['summary'])}
+    if self.attention == 'location':
+      zeros = jnp.zeros(encoded['mask'].shape, jnp.float32)
+      state['weights'], state['cumulative'] = zeros, zeros
+    return state
 
   def _step(self, encoded, state, tokens):
     x = self.embedding[tokens]
@@ -186,12 +194,19 @@ class Seq2Seq(nn.Module):
       context = encoded['summary']
       weights = attn_lib.last_valid_weights(encoded['mask'])
     else:
+      previous = ((state['weights'], state['cumulative']) if self.attention == 'location'
+                  else None)
       context, weights = attn_lib.attend(self.attention, self.attn_params, h, encoded['keys'],
                                          encoded['memory'], encoded['mask'],
-                                         projected_keys=self.attention == 'additive')
+                                         projected_keys=self.attention in ('additive', 'location'),
+                                         previous=previous)
     hidden = jnp.tanh(jnp.concatenate([h, context], axis=-1) @ self.out_hidden['w']
                       + self.out_hidden['b'])
-    return hidden, {'carry': carry, 'context': context}, weights
+    new_state = {'carry': carry, 'context': context}
+    if self.attention == 'location':
+      new_state['weights'] = weights
+      new_state['cumulative'] = state['cumulative'] + weights
+    return hidden, new_state, weights
 
   def _logits(self, hidden, deterministic):
     hidden = self.drop(hidden, deterministic=deterministic)

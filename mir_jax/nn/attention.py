@@ -9,6 +9,11 @@ Score functions (Bahdanau et al., 2015; Luong et al., 2015):
 * ``additive``: ``v . tanh(W_q q + W_k k)``
 * ``dot``:      ``q . k`` (needs Hd == He)
 * ``general``:  ``q . (W k)`` computed as ``(q W) . k`` (one product per step)
+* ``location``: ``v . tanh(W_q q + W_k k + U (F * [a_prev, a_cum]))``, additive
+  attention that also sees a convolution of the previous step's weights and of
+  their running sum (Chorowski et al., 2015): where it looked last and what it
+  has covered, so it can move forward along the audio instead of finding its
+  place from the content alone.
 * ``none``:     no scores; the context is the values' last valid state (the
   tutorial's encoder-decoder without attention, kept for the ablation).
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-KINDS = ('additive', 'dot', 'general', 'none')
+KINDS = ('additive', 'dot', 'general', 'location', 'none')
 
 
 def additive_init(key, query_dim: int, key_dim: int, attention_dim: int,
@@ -44,6 +49,33 @@ def additive_score(params: dict, query: jax.Array, keys: jax.Array, *,
   """(B, S) additive scores; ``projected`` means ``keys`` is :func:`additive_keys`' output."""
   pk = keys if projected else additive_keys(params, keys)
   return jnp.tanh(pk + (query @ params['w_q'])[:, None, :]) @ params['v']
+
+
+def location_init(key, query_dim: int, key_dim: int, attention_dim: int, *,
+                  filters: int = 8, width: int = 15, dtype=jnp.float32) -> dict:
+  """Additive params plus ``conv`` (width, 2, filters) over [previous, cumulative]
+  weights and ``w_loc`` (filters, A)."""
+  ka, kc, kl = jax.random.split(key, 3)
+  params = additive_init(ka, query_dim, key_dim, attention_dim, dtype)
+  params['conv'] = jax.nn.initializers.glorot_uniform()(kc, (width, 2, filters), dtype)
+  params['w_loc'] = jax.nn.initializers.glorot_uniform()(kl, (filters, attention_dim), dtype)
+  return params
+
+
+def location_features(params: dict, previous: jax.Array, cumulative: jax.Array) -> jax.Array:
+  """(B, S, A) projected convolution of the previous and cumulative weights (B, S)."""
+  x = jnp.stack([previous, cumulative], axis=-1).astype(params['conv'].dtype)
+  f = jax.lax.conv_general_dilated(x, params['conv'], (1,), 'SAME',
+                                   dimension_numbers=('NWC', 'WIO', 'NWC'))
+  return f @ params['w_loc']
+
+
+def location_score(params: dict, query: jax.Array, keys: jax.Array, previous: jax.Array,
+                   cumulative: jax.Array, *, projected: bool = False) -> jax.Array:
+  """(B, S) location-aware additive scores."""
+  pk = keys if projected else additive_keys(params, keys)
+  loc = location_features(params, previous, cumulative)
+  return jnp.tanh(pk + loc + (query @ params['w_q'])[:, None, :]) @ params['v']
 
 
 def dot_score(query: jax.Array, keys: jax.Array) -> jax.Array:
@@ -88,10 +120,18 @@ def last_valid_weights(mask: jax.Array) -> jax.Array:
 
 
 def scores(kind: str, params: dict | None, query: jax.Array, keys: jax.Array, *,
-           projected_keys: bool = False) -> jax.Array:
-  """(B, S) unnormalised scores of ``kind`` ('additive', 'dot' or 'general')."""
+           projected_keys: bool = False, previous: tuple | None = None) -> jax.Array:
+  """(B, S) unnormalised scores of ``kind`` ('additive', 'dot', 'general' or 'location').
+
+  ``previous`` is ``(weights, cumulative weights)`` of the last step, each (B, S);
+  'location' needs it.
+  """
   if kind == 'additive':
     return additive_score(params, query, keys, projected=projected_keys)
+  if kind == 'location':
+    if previous is None:
+      raise ValueError("'location' attention needs the previous (weights, cumulative weights)")
+    return location_score(params, query, keys, *previous, projected=projected_keys)
   if kind == 'dot':
     return dot_score(query, keys)
   if kind == 'general':
@@ -101,17 +141,19 @@ def scores(kind: str, params: dict | None, query: jax.Array, keys: jax.Array, *,
 
 def attend(kind: str, params: dict | None, query: jax.Array, keys: jax.Array,
            values: jax.Array, mask: jax.Array, *,
-           projected_keys: bool = False) -> tuple[jax.Array, jax.Array]:
+           projected_keys: bool = False, previous: tuple | None = None
+           ) -> tuple[jax.Array, jax.Array]:
   """The context vector of one decoder step.
 
   Args:
-    kind: 'additive', 'dot', 'general' or 'none'.
+    kind: 'additive', 'dot', 'general', 'location' or 'none'.
     params: the score's params (None for 'dot' and 'none').
     query: (B, Hd) current decoder state.
-    keys: (B, S, He) encoder states (for 'additive' with ``projected_keys``,
-      the (B, S, A) output of :func:`additive_keys`).
+    keys: (B, S, He) encoder states (for 'additive' and 'location' with
+      ``projected_keys``, the (B, S, A) output of :func:`additive_keys`).
     values: (B, S, Hv) states averaged into the context (usually the keys).
     mask: (B, S) valid encoder frames.
+    previous: for 'location', the last step's (weights, cumulative weights).
 
   Returns:
     ``(context (B, Hv), weights (B, S))``; the weights are zero on masked frames
@@ -122,6 +164,7 @@ def attend(kind: str, params: dict | None, query: jax.Array, keys: jax.Array,
   if kind == 'none':
     weights = last_valid_weights(mask)
   else:
-    weights = masked_softmax(scores(kind, params, query, keys, projected_keys=projected_keys), mask)
+    weights = masked_softmax(scores(kind, params, query, keys, projected_keys=projected_keys,
+                                    previous=previous), mask)
   context = jnp.einsum('bs,bsh->bh', weights.astype(values.dtype), values)
   return context, weights

@@ -38,6 +38,7 @@ def _data(seed=0, b=3, t=11, f=4, length=6):
 
 
 @pytest.mark.parametrize('downsample,attention', [('pool', 'additive'), ('conv', 'general'),
+                                                  ('pool', 'location'),
                                                   pytest.param('stack', 'dot', marks=pytest.mark.slow)])
 def test_attention_sums_to_one_and_ignores_padded_frames(downsample, attention):
   m = _model(downsample=downsample, attention=attention)
@@ -66,8 +67,9 @@ def test_padding_frames_do_not_change_outputs(downsample):
                              rtol=1e-5, atol=1e-5)
 
 
-def test_decoder_is_causal():
-  m = _model(input_feeding=True)  # the previous context must not leak the future either
+@pytest.mark.parametrize('attention', ['additive', 'location'])
+def test_decoder_is_causal(attention):
+  m = _model(input_feeding=True, attention=attention)  # the previous context must not leak the future either
   x, lengths, tin = _data(length=7)
   v = _init(m, 2, x, lengths, tin)
   base = np.asarray(m.apply(v, x, lengths, tin))
@@ -96,8 +98,9 @@ def test_token_dropout_hides_previous_tokens_in_training_only():
   assert np.abs(t0(changed)[:, 2:] - t0(tin)[:, 2:]).max() > 1e-4
 
 
-def test_teacher_forcing_equals_step_by_step_decoding():
-  m = _model()
+@pytest.mark.parametrize('attention', ['additive', 'location'])
+def test_teacher_forcing_equals_step_by_step_decoding(attention):
+  m = _model(attention=attention)
   x, lengths, tin = _data()
   v = _init(m, 3, x, lengths, tin)
   logits = m.apply(v, x, lengths, tin)
@@ -109,8 +112,9 @@ def test_teacher_forcing_equals_step_by_step_decoding():
                                rtol=1e-5, atol=1e-5)
 
 
-def test_greedy_equals_beam_one_and_compiles_once():
-  m = _model(attention='general')
+@pytest.mark.parametrize('attention', ['general', 'location'])
+def test_greedy_equals_beam_one_and_compiles_once(attention):
+  m = _model(attention=attention)
   x, lengths, tin = _data()
   v = _init(m, 4, x, lengths, tin)
   traces = {'greedy': 0, 'beam': 0}

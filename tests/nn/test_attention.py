@@ -94,3 +94,28 @@ def test_bad_kind_and_width_errors():
     attention.attend('luong', None, q, k, v, mask)
   with pytest.raises(ValueError, match='equal query and key widths'):
     attention.attend('dot', None, q, k, v, mask)
+
+
+def test_location_attention_matches_numpy_and_reads_the_previous_weights():
+  q, k, v, mask = _inputs()
+  params = attention.location_init(jax.random.PRNGKey(5), HD, HE, A, filters=3, width=5)
+  rng = np.random.default_rng(2)
+  prev = attention.masked_softmax(jnp.asarray(rng.normal(size=(B, S)), jnp.float32), mask)
+  cum = prev + attention.masked_softmax(jnp.asarray(rng.normal(size=(B, S)), jnp.float32), mask)
+  ctx, w = attention.attend('location', params, q, k, v, mask, previous=(prev, cum))
+  p = jax.tree_util.tree_map(np.asarray, params)
+  width = p['conv'].shape[0]
+  for b in range(B):
+    x = np.stack([np.asarray(prev[b]), np.asarray(cum[b])], -1)  # (S, 2)
+    xp = np.pad(x, ((width // 2, width // 2), (0, 0)))
+    f = np.array([np.einsum('wc,wcf->f', xp[j:j + width], p['conv']) for j in range(S)])
+    s = np.array([p['v'] @ np.tanh(q[b] @ p['w_q'] + k[b, j] @ p['w_k'] + p['b'] + f[j] @ p['w_loc'])
+                  for j in range(S)])
+    ref_w = _np_softmax_valid(s.astype(np.float64), LENGTHS[b])
+    np.testing.assert_allclose(np.asarray(w[b]), ref_w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ctx[b]), ref_w @ v[b], rtol=1e-4, atol=1e-5)
+  # Other previous weights give other scores: the location term is used.
+  _, w2 = attention.attend('location', params, q, k, v, mask, previous=(cum, prev))
+  assert np.abs(np.asarray(w2) - np.asarray(w)).max() > 1e-4
+  with pytest.raises(ValueError, match='previous'):
+    attention.attend('location', params, q, k, v, mask)
