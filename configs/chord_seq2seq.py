@@ -33,7 +33,7 @@ crop; ``data.crop_frames = 0`` means "the longest training track, rounded up to
 
 Arguments (``configs/chord_seq2seq.py:tiny``): ``tiny`` shrinks everything (8
 short tracks, a small model, 20 steps) for tests and quick looks; ``small`` is the
-ablation size (1024 training clips, 128 held out, 1500 steps).
+ablation size (same data and model, 1500 steps).
 """
 
 import ml_collections
@@ -96,9 +96,7 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 1000
   c.checkpoint.every = 1000
 
-  if args.small:  # ablation size: a quarter of the clips, 1500 steps
-    c.data.synth.num_train = 1024
-    c.data.synth.num_eval = 128
+  if args.small:  # ablation size: same data and model, 1500 steps
     c.train.num_steps = 1500
     c.train.eval_every = 0  # one evaluation, at the end
     c.checkpoint.every = 250
