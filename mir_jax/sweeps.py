@@ -547,7 +547,8 @@ def _fmt(column: str, value: float) -> str:
     return f'{value:,.0f}'
   if column in ('train_s', 'wall_s'):
     return f'{value:.1f}'
-  return f'{value:.4g}'
+  # Scores are fractions: fixed decimals keep the ± columns aligned and comparable.
+  return f'{value:.3f}' if abs(value) < 10 else f'{value:.4g}'
 
 
 def results_csv(rows: Sequence[Row], columns: Sequence[str]) -> str:

@@ -111,7 +111,7 @@ def test_runs_in_parallel_then_skips_and_collects(setup):
     assert float(row['param_count']) == 1234
     assert float(row['wall_s']) > 0
   md = open(os.path.join(setup['root'], 'results.md')).read()
-  assert '| `model.hidden_size=32` | 2 | **0.3205 ± 0.0007071**' in md
+  assert '| `model.hidden_size=32` | 2 | **0.321 ± 0.001**' in md
   assert os.path.getsize(os.path.join(setup['root'], 'results.png')) > 1000
 
   again = _run(setup, '--seeds=2', '--parallel=2')

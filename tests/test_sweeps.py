@@ -293,8 +293,8 @@ def test_results_mean_std_best_and_plot(tmp_path):
   md = open(paths['md']).read()
   lines = {l.split('|')[1].strip(' `'): l for l in md.splitlines() if l.startswith('| `')}
   # f_measure: higher is better (h=2); loss, params: lower is better (h=3, h=1).
-  assert f'**{statistics.mean(f[2]):.4g} ± {statistics.stdev(f[2]):.4g}**' in lines['h=2']
-  assert f'**{statistics.mean(loss[3][:2]):.4g} ± {statistics.stdev(loss[3][:2]):.4g}**' \
+  assert f'**{statistics.mean(f[2]):.3f} ± {statistics.stdev(f[2]):.3f}**' in lines['h=2']
+  assert f'**{statistics.mean(loss[3][:2]):.3f} ± {statistics.stdev(loss[3][:2]):.3f}**' \
       in lines['h=3']
   assert '**1,000 ± 0**' in lines['h=1']
   assert '2/3' in lines['h=3'] and 'Unfinished settings (1): `h=3`' in md

@@ -14,7 +14,8 @@ from mir_jax.sweeps import concat, product, sweep_config
 
 def get_config(arg=None):
   """The chord CRNN experiment; ``arg`` ('tiny' or '') is passed on."""
-  return sweep_config('configs/chord_crnn.py', arg or '')
+  return sweep_config('configs/chord_crnn.py', arg or '',
+                      columns=('majmin', 'root', 'mirex', 'sevenths'))
 
 
 def get_sweep():

@@ -16,7 +16,8 @@ AGGREGATIONS = ['max', 'mean', 'strided', 'recurrent', 'attention']
 
 def get_config(arg=None):
   """Base config of the sweep; ``arg`` ('tiny' or '') goes to both task configs."""
-  return sweep_config('configs/key_cnn.py', arg or '')
+  return sweep_config('configs/key_cnn.py', arg or '',
+                      columns=('weighted_score', 'accuracy', 'roc_auc_macro', 'pr_auc_macro'))
 
 
 def get_sweep():

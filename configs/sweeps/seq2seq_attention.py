@@ -16,7 +16,11 @@ from mir_jax.sweeps import product, sweep_config
 
 def get_config(arg=None):
   """The chord seq2seq experiment; ``arg`` ('tiny' or '') is passed on."""
-  return sweep_config('configs/chord_seq2seq.py', arg or '', metric='majmin')
+  return sweep_config('configs/chord_seq2seq.py', arg or '', metric='majmin',
+                      columns=('majmin', 'token_error_rate', 'beam4_majmin', 'beam4_token_error_rate',
+                      'majmin_long', 'token_error_rate_long', 'beam4_majmin_long',
+                      'beam4_token_error_rate_long', 'chord_token_error_rate',
+                      'duration_token_error_rate'))
 
 
 def get_sweep():
