@@ -44,6 +44,8 @@ def get_config(arg: str | None = None):
   c.model.cell = 'gru'  # cell of the recurrent layers
   c.model.strided_layers = 2  # stride-2 convolutions of the 'strided' aggregation
   c.model.attention_size = 32  # hidden width of the 'attention' score
+  # Mode tags need tonal information that survives transposition and frequency pooling.
+  c.model.pitch_profile = 16  # transposition-invariant pitch-profile features; 0 = none
   c.model.dense_size = 0  # hidden dense layer before the output; 0 = none
   c.model.dropout = 0.2  # dropout in the CNN and before the output
   c.model.unroll = 1  # scan unroll factor

@@ -27,6 +27,15 @@ it, the aggregation runs per class, and one shared dense layer gives
 (``mode * pitch_classes + class``, the order of ``mir_jax.data.vocab`` keys).
 With 'max' or 'mean' aggregation, transposing an octave-periodic input by a
 semitone rotates the logits of every mode exactly.
+
+``pitch_profile`` > 0 adds transposition-invariant tonal features for tags
+such as major/minor mode, which a CNN that pools frequency cannot see: the
+input (a CQT with 12 bins per octave, any lowest note) is folded into a
+12-bin pitch-class profile averaged over real frames, a small MLP reads each of
+its 12 rotations, and the maximum over rotations (``pitch_profile`` values)
+joins the pooled clip embedding. The maximum makes the features the same for
+any transposition, so a "minor relative to its tonic" detector is learned
+once instead of once per key.
 """
 
 from __future__ import annotations
@@ -64,6 +73,31 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
   weights = jnp.where(mask, jnp.exp(scores - peak), 0.0)
   return weights / jnp.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
 
+def pitch_class_profile(feats: jax.Array, mask: jax.Array, bins_per_octave: int = 12) -> jax.Array:
+  """(B, 12) mean over real frames, octaves and channels of (B, T, bins, C) features,
+  centred and scaled per clip (the profile's shape, not its level)."""
+  b, t, f, c = feats.shape
+  if f % bins_per_octave:
+    raise ValueError(f'config.model.pitch_profile needs input bins in whole octaves of '
+                     f'{bins_per_octave} (a CQT with 12 bins per octave), got {f} bins')
+  x = feats.astype(jnp.float32).reshape(b, t, f // bins_per_octave, bins_per_octave, c)
+  x = masked_mean(x.mean(axis=(2, 4)), mask)
+  x = x - x.mean(axis=-1, keepdims=True)
+  return x / (jnp.sqrt(jnp.mean(x * x, axis=-1, keepdims=True)) + 1e-6)
+
+
+class RotationInvariant(nn.Module):
+  """(B, K) circular profile -> (B, features): max over the K rotations of an MLP."""
+  features: int
+  hidden: int = 32
+
+  @nn.compact
+  def __call__(self, profile: jax.Array) -> jax.Array:
+    k = profile.shape[-1]
+    rotations = jnp.stack([jnp.roll(profile, -r, axis=-1) for r in range(k)], axis=1)  # (B, K, K)
+    h = nn.relu(nn.Dense(self.hidden, name='hidden')(rotations))
+    return nn.relu(nn.Dense(self.features, name='out')(h)).max(axis=1)
+
 
 class ClipModel(nn.Module):
   """(B, T, bins, channels) features -> (B, num_outputs) logits.
@@ -76,6 +110,8 @@ class ClipModel(nn.Module):
     embed_size: dense width of each frame's embedding after the CNN.
     pitch_classes: > 0 folds frequency into this many pitch classes and
       shares the output weights across them (see the module docstring).
+    pitch_profile: > 0 adds this many transposition-invariant pitch-profile
+      features to the pooled embedding (see the module docstring).
     rnn_layers: recurrent layers over the frames before the aggregation
       (0: a plain CNN; > 0: a CRNN).
     hidden_size: units per direction of the recurrent layers (CRNN and
@@ -97,6 +133,7 @@ class ClipModel(nn.Module):
   norm: bool = True
   embed_size: int = 64
   pitch_classes: int = 0
+  pitch_profile: int = 0
   rnn_layers: int = 0
   hidden_size: int = 64
   cell: str = 'gru'
@@ -114,8 +151,13 @@ class ClipModel(nn.Module):
       raise ValueError(f'config.model.aggregation={self.aggregation!r} is not one of {AGGREGATIONS}')
     dense = lambda n, name: nn.Dense(n, dtype=self.compute_dtype, param_dtype=jnp.float32,  # pylint: disable=unnecessary-lambda-assignment
                                      name=name)
+    if self.pitch_profile > 0 and self.pitch_classes > 0:
+      raise ValueError('config.model.pitch_profile and config.model.pitch_classes exclude each '
+                       'other (the per-class head has no place for clip-level features)')
     feats = check_features(batch)
     mask = batch_mask(batch, feats)
+    profile = (RotationInvariant(self.pitch_profile, name='pitch_profile')(
+        pitch_class_profile(feats, mask)) if self.pitch_profile > 0 else None)
     x, mask = ConvFrontEnd(features=tuple(self.conv_features), kernel_size=tuple(self.kernel_size),
                            freq_pool=tuple(self.freq_pool), time_pool=tuple(self.time_pool),
                            norm=self.norm, dropout=self.dropout, compute_dtype=self.compute_dtype,
@@ -166,6 +208,8 @@ class ClipModel(nn.Module):
       weights = masked_softmax(scores[..., 0], mask)
       pooled = (x * weights[..., None].astype(x.dtype)).sum(axis=1)
 
+    if profile is not None:
+      pooled = jnp.concatenate([pooled, profile.astype(pooled.dtype)], axis=-1)
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=deterministic)
     if self.dense_size > 0:
       pooled = nn.relu(dense(self.dense_size, 'hidden')(pooled))
@@ -190,7 +234,8 @@ def build_clip_model(cfg, num_outputs: int, compute_dtype) -> ClipModel:
       freq_pool=tuple(cfg.get('freq_pool', (2, 2, 2))),
       time_pool=tuple(cfg.get('time_pool', ())), norm=bool(cfg.get('norm', True)),
       embed_size=int(cfg.get('embed_size', 64)),
-      pitch_classes=int(cfg.get('pitch_classes', 0)), rnn_layers=int(cfg.get('rnn_layers', default_rnn)),
+      pitch_classes=int(cfg.get('pitch_classes', 0)),
+      pitch_profile=int(cfg.get('pitch_profile', 0)), rnn_layers=int(cfg.get('rnn_layers', default_rnn)),
       hidden_size=int(cfg.get('hidden_size', 64)), cell=str(cfg.get('cell', 'gru')),
       strided_layers=int(cfg.get('strided_layers', 2)),
       attention_size=int(cfg.get('attention_size', 32)), dense_size=int(cfg.get('dense_size', 0)),

@@ -6,8 +6,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from mir_jax.models.clip import (AGGREGATIONS, ClipModel, build_clip_model, masked_max,
-                                 masked_mean, masked_softmax)
+from mir_jax.models.clip import (AGGREGATIONS, ClipModel, RotationInvariant, build_clip_model,
+                                 masked_max, masked_mean, masked_softmax, pitch_class_profile)
 
 T_REAL, T_PAD, BINS = 19, 32, 16
 
@@ -116,3 +116,35 @@ def test_pitch_classes_make_the_model_transposition_equivariant(aggregation):
   with pytest.raises(ValueError, match='config.model.pitch_classes'):
     ClipModel(num_outputs=24, conv_features=(), freq_pool=(), pitch_classes=7).init(
         jax.random.key(0), base)
+
+
+def test_pitch_profile_folds_octaves_and_is_transposition_invariant():
+  rng = np.random.default_rng(7)
+  feats = rng.normal(size=(2, 9, 24, 2)).astype(np.float32)  # 2 octaves of 12 bins, 2 channels
+  mask = np.arange(9)[None] < np.array([[9], [5]])
+  prof = np.asarray(pitch_class_profile(feats, mask))
+  for b, n in enumerate([9, 5]):
+    ref = feats[b, :n].reshape(n, 2, 12, 2).mean(axis=(0, 1, 3))
+    ref = (ref - ref.mean()) / np.sqrt(np.mean((ref - ref.mean()) ** 2))
+    np.testing.assert_allclose(prof[b], ref, rtol=1e-4, atol=1e-5)
+  # Max over rotations: every transposition of a profile gives the same features,
+  # while a different profile (not a rotation) gives different ones.
+  net = RotationInvariant(features=6)
+  params = net.init(jax.random.key(1), prof)
+  out = np.asarray(net.apply(params, prof))
+  for k in (1, 5, 11):
+    np.testing.assert_allclose(np.asarray(net.apply(params, np.roll(prof, k, axis=-1))), out,
+                               rtol=1e-5, atol=1e-6)
+  assert np.abs(out[0] - out[1]).max() > 1e-4
+
+  # In the model: the features join the pooled embedding (more output inputs), and
+  # a bin count that is not whole octaves is a config error naming the key.
+  batch = {'features': feats, 'mask': mask}
+  plain = ClipModel(num_outputs=3, conv_features=(4,), freq_pool=(2,), embed_size=8)
+  with_profile = ClipModel(num_outputs=3, conv_features=(4,), freq_pool=(2,), embed_size=8,
+                           pitch_profile=5)
+  w0 = plain.init(jax.random.key(0), batch)['params']['output']['kernel']
+  w1 = with_profile.init(jax.random.key(0), batch)['params']['output']['kernel']
+  assert w1.shape[0] == w0.shape[0] + 5
+  with pytest.raises(ValueError, match='config.model.pitch_profile'):
+    with_profile.init(jax.random.key(0), {'features': feats[:, :, :20], 'mask': mask})
