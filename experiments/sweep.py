@@ -14,9 +14,11 @@ seeds per setting. Other uses:
         --root=/tmp/sweep --set=train.num_steps=10   # quick look, fixed override
     python experiments/sweep.py --sweep=... --root=... --dry_run        # commands only
     python experiments/sweep.py --sweep=... --root=... --collect_only   # tables only
+    python experiments/sweep.py --sweep=... --root=... --only='config=onset'  # a subset
 """
 
 import os
+import re
 import sys
 
 # Sweep files import ``mir_jax`` and ``configs``: make the repository root importable.
@@ -38,6 +40,8 @@ flags.DEFINE_multi_string('set', [], 'KEY=VALUE override for every run (repeatab
                           'workdir names.')
 flags.DEFINE_bool('dry_run', False, 'Print the runs and their commands; run nothing.')
 flags.DEFINE_bool('collect_only', False, 'Only (re)write the results files.')
+flags.DEFINE_string('only', '', 'Run only the settings whose name matches this regular expression '
+                    '(re.search); the results still list every setting.')
 flags.DEFINE_float('term_timeout', 120.0, 'Seconds a stopped run gets to save before SIGKILL.')
 flags.mark_flags_as_required(['sweep', 'root'])
 FLAGS = flags.FLAGS
@@ -78,7 +82,12 @@ def main(argv):
     env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT_DIR, env.get('PYTHONPATH')) if p)
     echo = lambda msg: print(msg, flush=True)  # pylint: disable=unnecessary-lambda-assignment
     try:
-      outcomes = sweeps.execute(runs, main=main_script, parallel=FLAGS.parallel, env=env,
+      selected = runs
+      if FLAGS.only:
+        pattern = re.compile(FLAGS.only)
+        selected = [r for r in runs if pattern.search(r.setting)]
+        print(f'--only={FLAGS.only!r}: {len(selected)} of {len(runs)} runs', flush=True)
+      outcomes = sweeps.execute(selected, main=main_script, parallel=FLAGS.parallel, env=env,
                                 cwd=ROOT_DIR,
                                 echo=echo, term_timeout_s=FLAGS.term_timeout)
     except sweeps.SweepError as e:

@@ -124,6 +124,16 @@ def test_runs_in_parallel_then_skips_and_collects(setup):
   assert 'finished=2 skipped=4 failed=0' in more.stdout
 
 
+def test_only_runs_the_matching_settings(setup):
+  out = _run(setup, '--only=hidden_size=16$')
+  assert out.returncode == 0, out.stdout + out.stderr
+  assert '1 of 2 runs' in out.stdout and 'finished=1 skipped=0 failed=0' in out.stdout
+  assert sweeps.run_status(os.path.join(setup['root'], 'model.hidden_size=16,seed=0')) == 'finished'
+  assert not _calls(os.path.join(setup['root'], 'model.hidden_size=32,seed=0'))
+  md = open(os.path.join(setup['root'], 'results.md')).read()
+  assert '| `model.hidden_size=32` | 0/1 |' in md  # still listed, as unfinished
+
+
 def _wait_for(predicate, timeout=30.0):
   deadline = time.time() + timeout
   while time.time() < deadline:
