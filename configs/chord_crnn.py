@@ -13,7 +13,7 @@ weighted over the evaluation set). Then ``--mode=predict`` writes ``.lab`` files
 
 Arguments (``configs/chord_crnn.py:tiny``): ``tiny`` shrinks everything (6
 short numpy-rendered tracks, a small model, 30 steps) for tests and quick
-looks; ``small`` is the ablation size (same data and model, 400 steps);
+looks; ``small`` is the ablation size (same data and model, batch 8, 300 steps);
 ``vocab=sevenths`` switches to the 61-class vocabulary.
 """
 
@@ -64,8 +64,9 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 500
   c.checkpoint.every = 500
 
-  if args.small:  # ablation size: same data, a fifth of the steps
-    c.train.num_steps = 400
+  if args.small:  # ablation size: same data and model, half the batch, 300 steps
+    c.data.batch_size = 8
+    c.train.num_steps = 300
     c.train.eval_every = 0  # one evaluation, at the end
     c.checkpoint.every = 250
     c.eval.num_figures = 0

@@ -12,7 +12,7 @@ argument) picks how frames become one vector: 'max', 'mean', 'strided',
 'recurrent' or 'attention' (the ablation).
 
 Arguments (``configs/key_cnn.py:tiny``): ``tiny`` shrinks everything for tests;
-``small`` is the ablation size (same data and model, 400 steps).
+``small`` is the ablation size (same data and model, 300 steps).
 """
 
 from configs import base
@@ -67,8 +67,8 @@ def get_config(arg: str | None = None):
   c.predict.chunk_seconds = 600.0  # clip model: one chunk per file (chunks would be averaged)
   c.predict.overlap_seconds = 0.0
 
-  if args.small:  # ablation size: same data and model, a fifth of the steps
-    c.train.num_steps = 400
+  if args.small:  # ablation size: same data and model, 300 steps
+    c.train.num_steps = 300
     c.train.eval_every = 0  # one evaluation, at the end
     c.checkpoint.every = 250
     c.eval.num_figures = 0

@@ -13,7 +13,7 @@ columns. Evaluates macro ROC-AUC and PR-AUC (scikit-learn);
 ``<track>.tags.json`` (probabilities).
 
 Arguments (``configs/tagging_crnn.py:tiny``): ``tiny`` shrinks everything for
-tests; ``small`` is the ablation size (same data and model, 600 steps); ``aggregation=NAME`` picks 'max', 'mean', 'strided', 'recurrent' or
+tests; ``small`` is the ablation size (same data and model, 500 steps); ``aggregation=NAME`` picks 'max', 'mean', 'strided', 'recurrent' or
 'attention'.
 """
 
@@ -75,8 +75,8 @@ def get_config(arg: str | None = None):
   c.predict.chunk_seconds = 600.0  # clip model: one chunk per file (chunks would be averaged)
   c.predict.overlap_seconds = 0.0
 
-  if args.small:  # ablation size: same data and model, a fifth of the steps
-    c.train.num_steps = 600
+  if args.small:  # ablation size: same data and model, a sixth of the steps
+    c.train.num_steps = 500
     c.train.eval_every = 0  # one evaluation, at the end
     c.checkpoint.every = 250
     c.eval.num_figures = 0
