@@ -1,4 +1,5 @@
-r"""Music auto-tagging (multi-label) with a CRNN on log-CQT frames and attention pooling.
+r"""Music auto-tagging (multi-label) with a CRNN on log-CQT frames, attention pooling and
+transposition-invariant pitch-profile features (for the mode tags).
 
     python experiments/main.py --config=configs/tagging_crnn.py --workdir=workdirs/tagging_crnn
     python experiments/main.py --config=configs/tagging_crnn.py:aggregation=max \
@@ -13,8 +14,8 @@ columns. Evaluates macro ROC-AUC and PR-AUC (scikit-learn);
 ``<track>.tags.json`` (probabilities).
 
 Arguments (``configs/tagging_crnn.py:tiny``): ``tiny`` shrinks everything for
-tests; ``small`` is the ablation size (same data and model, 500 steps); ``aggregation=NAME`` picks 'max', 'mean', 'strided', 'recurrent' or
-'attention'.
+tests; ``small`` is the ablation size (same data and model, 500 steps);
+``aggregation=NAME`` picks 'max', 'mean', 'strided', 'recurrent' or 'attention'.
 """
 
 from configs import base
