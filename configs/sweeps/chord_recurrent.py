@@ -5,8 +5,9 @@ r"""Ablation 2b: recurrent design for chord recognition.
 
 Cell (plain RNN with tanh or ReLU, GRU, LSTM) x direction on the CRNN's
 recurrent layer, then, for the bidirectional LSTM, depth 2 and 3 and hidden
-size 32 and 128, one at a time from the default (1 layer, hidden 64). Chords change over seconds: expect the gated cells and the
-bidirectional (offline) model to matter more here than for onsets.
+size 32 and 128, one at a time from the default (1 layer, hidden 64). Chords
+change over seconds: expect the gated cells and the bidirectional (offline)
+model to matter more here than for onsets.
 """
 
 from mir_jax.sweeps import concat, product, sweep_config

@@ -7,8 +7,9 @@ One factor at a time from each task's default: log vs linear magnitude, mel vs
 STFT vs CQT, number of mel bands, hop size (frame rate), sample rate (the hop
 follows so the frame rate stays; onsets only), spectral whitening and local
 contrast normalisation. Onsets start from log-mel (3 frame sizes x 40 bands, 100
-fps), tagging from log-CQT (96 bins, ~21.5 fps). Rows start with ``config=onset_blstm`` or ``config=tagging_crnn``;
-the plot has one panel per task metric (onset F at 50 ms, tag ROC-AUC).
+fps), tagging from log-CQT (96 bins, ~21.5 fps). Rows start with
+``config=onset_blstm`` or ``config=tagging_crnn``; the plot has one panel per
+task metric (onset F at 50 ms, tag ROC-AUC).
 ``:tiny`` runs the same grid on the tiny configs.
 """
 

@@ -73,6 +73,7 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
   weights = jnp.where(mask, jnp.exp(scores - peak), 0.0)
   return weights / jnp.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
 
+
 def pitch_class_profile(feats: jax.Array, mask: jax.Array, bins_per_octave: int = 12) -> jax.Array:
   """(B, 12) mean over real frames, octaves and channels of (B, T, bins, C) features,
   centred and scaled per clip (the profile's shape, not its level)."""

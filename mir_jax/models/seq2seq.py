@@ -169,11 +169,16 @@ class Seq2Seq(nn.Module):
     summary = jnp.concatenate([h[0], h[1]], axis=-1)
     mask = lengths_to_mask(lengths, x.shape[1])
     keys = x
-    if self.attention in ('additive', 'location'):
+    if self._projects_keys:
       keys = attn_lib.additive_keys(self.attn_params, x)
     return {'memory': x, 'keys': keys, 'mask': mask, 'summary': summary, 'lengths': lengths}
 
   # --------------------------------------------------------------------------- decoder
+
+  @property
+  def _projects_keys(self) -> bool:
+    # Additive scores project the keys once per sequence, not once per decoder step.
+    return self.attention in ('additive', 'location')
 
   def initial_state(self, encoded: Mapping[str, jax.Array]) -> dict:
     """Decoder state before the first step: LSTM carry from the bridge, zero context."""
@@ -198,7 +203,7 @@ class Seq2Seq(nn.Module):
                   else None)
       context, weights = attn_lib.attend(self.attention, self.attn_params, h, encoded['keys'],
                                          encoded['memory'], encoded['mask'],
-                                         projected_keys=self.attention in ('additive', 'location'),
+                                         projected_keys=self._projects_keys,
                                          previous=previous)
     hidden = jnp.tanh(jnp.concatenate([h, context], axis=-1) @ self.out_hidden['w']
                       + self.out_hidden['b'])

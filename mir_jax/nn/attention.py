@@ -45,9 +45,12 @@ def additive_keys(params: dict, keys: jax.Array) -> jax.Array:
 
 
 def additive_score(params: dict, query: jax.Array, keys: jax.Array, *,
-                   projected: bool = False) -> jax.Array:
-  """(B, S) additive scores; ``projected`` means ``keys`` is :func:`additive_keys`' output."""
+                   projected: bool = False, bias: jax.Array | None = None) -> jax.Array:
+  """(B, S) additive scores; ``projected`` means ``keys`` is :func:`additive_keys`' output;
+  ``bias`` (B, S, A) is added inside the tanh (the location term)."""
   pk = keys if projected else additive_keys(params, keys)
+  if bias is not None:
+    pk = pk + bias
   return jnp.tanh(pk + (query @ params['w_q'])[:, None, :]) @ params['v']
 
 
@@ -73,9 +76,8 @@ def location_features(params: dict, previous: jax.Array, cumulative: jax.Array) 
 def location_score(params: dict, query: jax.Array, keys: jax.Array, previous: jax.Array,
                    cumulative: jax.Array, *, projected: bool = False) -> jax.Array:
   """(B, S) location-aware additive scores."""
-  pk = keys if projected else additive_keys(params, keys)
-  loc = location_features(params, previous, cumulative)
-  return jnp.tanh(pk + loc + (query @ params['w_q'])[:, None, :]) @ params['v']
+  return additive_score(params, query, keys, projected=projected,
+                        bias=location_features(params, previous, cumulative))
 
 
 def dot_score(query: jax.Array, keys: jax.Array) -> jax.Array:

@@ -403,7 +403,7 @@ def _make_sequence_evaluate_fn(config, task, trainer, tracks, features_fn, workd
     metrics = {'loss': loss, **task.metrics(predictions, tracks)}
     for prefix, fn in extra.items():
       more, _ = decode_tracks(config, task, params, trainer, fn, tracks, features_fn,
-                              batch_size=batch_size)
+                              batch_size=batch_size, with_targets=False)  # loss is above
       scores = task.metrics([task.decode(o.tokens) for o in more], tracks)
       metrics.update({prefix + name: value for name, value in scores.items()})
     return metrics
