@@ -64,6 +64,7 @@ def get_config(arg: str | None = None):
   c.model.attention_dim = 64  # hidden width of the additive attention
   c.model.input_feeding = True  # feed the previous context into the next decoder step
   c.model.output_hidden = 128  # feed-forward width over [decoder hidden; context]
+  c.model.rhythm_features = 16  # tempo features (onset autocorrelation) into that layer; 0 = none
   c.model.dropout = 0.2  # dropout on encoder layer inputs, the output layer and decoder input tokens
   c.model.unroll = 1  # scan unroll factor
 

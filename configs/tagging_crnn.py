@@ -47,6 +47,8 @@ def get_config(arg: str | None = None):
   c.model.attention_size = 32  # hidden width of the 'attention' score
   # Mode tags need tonal information that survives transposition and frequency pooling.
   c.model.pitch_profile = 16  # transposition-invariant pitch-profile features; 0 = none
+  # Tempo classes are periods: onset-envelope autocorrelation features (tempo tags 0.81 without).
+  c.model.rhythm_profile = 16  # tempo / note-density features; 0 = none
   c.model.dense_size = 0  # hidden dense layer before the output; 0 = none
   c.model.dropout = 0.2  # dropout in the CNN and before the output
   c.model.unroll = 1  # scan unroll factor

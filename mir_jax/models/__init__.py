@@ -47,6 +47,7 @@ def _seq2seq(cfg, num_outputs: int, compute_dtype) -> Seq2Seq:
       attention_dim=int(cfg.get('attention_dim', 64)),
       input_feeding=bool(cfg.get('input_feeding', True)),
       output_hidden=int(cfg.get('output_hidden', 128)),
+      rhythm_features=int(cfg.get('rhythm_features', 0)),
       dropout=float(cfg.get('dropout', 0.0)), unroll=int(cfg.get('unroll', 1)))
 
 

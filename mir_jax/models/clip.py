@@ -22,11 +22,12 @@ Then dropout, an optional hidden dense layer, and the output logits (B, K).
 estimation on a CQT whose lowest bin is a C): the CNN's frequency bins are
 folded into pitch classes (octaves become channels), a circular convolution
 over the pitch-class circle embeds each class with the whole chroma around
-it, the aggregation runs per class, and one shared dense layer gives
+it, the recurrent layers and the aggregation run per class (classes folded
+into the batch, weights shared), and one shared dense layer gives
 ``num_outputs // pitch_classes`` logits per class, laid out mode-major
 (``mode * pitch_classes + class``, the order of ``mir_jax.data.vocab`` keys).
-With 'max' or 'mean' aggregation, transposing an octave-periodic input by a
-semitone rotates the logits of every mode exactly.
+With any aggregation, transposing an octave-periodic input by a semitone
+rotates the logits of every mode exactly.
 
 ``pitch_profile`` > 0 adds transposition-invariant tonal features for tags
 such as major/minor mode, which a CNN that pools frequency cannot see: the
@@ -36,6 +37,15 @@ its 12 rotations, and the maximum over rotations (``pitch_profile`` values)
 joins the pooled clip embedding. The maximum makes the features the same for
 any transposition, so a "minor relative to its tonic" detector is learned
 once instead of once per key.
+
+``rhythm_profile`` > 0 adds tempo and note-density features, which attention or
+max pooling over frames cannot express (a tempo is a period, not a frame's
+content): an onset-strength envelope per frequency band (the half-wave
+rectified frame-to-frame rise of the input, averaged over the band), its
+autocorrelation over lags of 1 to :data:`RHYTHM_LAGS` frames (normalised by
+its energy, over real frames only: the tempogram summary that classic tempo
+estimators read) and the envelope's log mean and log std per band, read by a
+small MLP (``rhythm_profile`` values) that joins the pooled clip embedding.
 """
 
 from __future__ import annotations
@@ -47,14 +57,10 @@ import jax
 import jax.numpy as jnp
 
 from mir_jax.models.crnn import ConvFrontEnd, batch_mask, check_features, pool_mask
+from mir_jax.models.profiles import (RotationInvariant, masked_mean, onset_autocorrelation,
+                                     pitch_class_profile)
 
 AGGREGATIONS = ('max', 'mean', 'strided', 'recurrent', 'attention')
-
-
-def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
-  """(B, T, D), (B, T) -> (B, D) mean over real frames (0 for a row without any)."""
-  m = mask.astype(x.dtype)[..., None]
-  return (x * m).sum(axis=1) / jnp.maximum(m.sum(axis=1), 1.0)
 
 
 def masked_max(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -74,32 +80,6 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
   return weights / jnp.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
 
 
-def pitch_class_profile(feats: jax.Array, mask: jax.Array, bins_per_octave: int = 12) -> jax.Array:
-  """(B, 12) mean over real frames, octaves and channels of (B, T, bins, C) features,
-  centred and scaled per clip (the profile's shape, not its level)."""
-  b, t, f, c = feats.shape
-  if f % bins_per_octave:
-    raise ValueError(f'config.model.pitch_profile needs input bins in whole octaves of '
-                     f'{bins_per_octave} (a CQT with 12 bins per octave), got {f} bins')
-  x = feats.astype(jnp.float32).reshape(b, t, f // bins_per_octave, bins_per_octave, c)
-  x = masked_mean(x.mean(axis=(2, 4)), mask)
-  x = x - x.mean(axis=-1, keepdims=True)
-  return x / (jnp.sqrt(jnp.mean(x * x, axis=-1, keepdims=True)) + 1e-6)
-
-
-class RotationInvariant(nn.Module):
-  """(B, K) circular profile -> (B, features): max over the K rotations of an MLP."""
-  features: int
-  hidden: int = 32
-
-  @nn.compact
-  def __call__(self, profile: jax.Array) -> jax.Array:
-    k = profile.shape[-1]
-    rotations = jnp.stack([jnp.roll(profile, -r, axis=-1) for r in range(k)], axis=1)  # (B, K, K)
-    h = nn.relu(nn.Dense(self.hidden, name='hidden')(rotations))
-    return nn.relu(nn.Dense(self.features, name='out')(h)).max(axis=1)
-
-
 class ClipModel(nn.Module):
   """(B, T, bins, channels) features -> (B, num_outputs) logits.
 
@@ -113,6 +93,8 @@ class ClipModel(nn.Module):
       shares the output weights across them (see the module docstring).
     pitch_profile: > 0 adds this many transposition-invariant pitch-profile
       features to the pooled embedding (see the module docstring).
+    rhythm_profile: > 0 adds this many tempo / note-density features computed
+      from onset-envelope autocorrelations (see the module docstring).
     rnn_layers: recurrent layers over the frames before the aggregation
       (0: a plain CNN; > 0: a CRNN).
     hidden_size: units per direction of the recurrent layers (CRNN and
@@ -135,6 +117,7 @@ class ClipModel(nn.Module):
   embed_size: int = 64
   pitch_classes: int = 0
   pitch_profile: int = 0
+  rhythm_profile: int = 0
   rnn_layers: int = 0
   hidden_size: int = 64
   cell: str = 'gru'
@@ -152,13 +135,18 @@ class ClipModel(nn.Module):
       raise ValueError(f'config.model.aggregation={self.aggregation!r} is not one of {AGGREGATIONS}')
     dense = lambda n, name: nn.Dense(n, dtype=self.compute_dtype, param_dtype=jnp.float32,  # pylint: disable=unnecessary-lambda-assignment
                                      name=name)
-    if self.pitch_profile > 0 and self.pitch_classes > 0:
-      raise ValueError('config.model.pitch_profile and config.model.pitch_classes exclude each '
-                       'other (the per-class head has no place for clip-level features)')
+    for name in ('pitch_profile', 'rhythm_profile'):
+      if getattr(self, name) > 0 and self.pitch_classes > 0:
+        raise ValueError(f'config.model.{name} and config.model.pitch_classes exclude each '
+                         'other (the per-class head has no place for clip-level features)')
     feats = check_features(batch)
     mask = batch_mask(batch, feats)
     profile = (RotationInvariant(self.pitch_profile, name='pitch_profile')(
         pitch_class_profile(feats, mask)) if self.pitch_profile > 0 else None)
+    rhythm = None
+    if self.rhythm_profile > 0:
+      r = nn.relu(nn.Dense(64, name='rhythm_hidden')(onset_autocorrelation(feats, mask)))
+      rhythm = nn.relu(nn.Dense(self.rhythm_profile, name='rhythm_out')(r))
     x, mask = ConvFrontEnd(features=tuple(self.conv_features), kernel_size=tuple(self.kernel_size),
                            freq_pool=tuple(self.freq_pool), time_pool=tuple(self.time_pool),
                            norm=self.norm, dropout=self.dropout, compute_dtype=self.compute_dtype,
@@ -174,7 +162,11 @@ class ClipModel(nn.Module):
       x = x.reshape(b * t, classes, (f // classes) * c)
       x = nn.relu(nn.Conv(self.embed_size, (classes,), padding='CIRCULAR', dtype=self.compute_dtype,
                           param_dtype=jnp.float32, name='embed')(x))
-      x = x.reshape(b, t, classes * self.embed_size)
+      # Recurrent layers and the aggregation run per class with shared weights
+      # (classes folded into the batch), so every aggregation stays equivariant.
+      x = x.reshape(b, t, classes, self.embed_size).transpose(0, 2, 1, 3)
+      x = x.reshape(b * classes, t, self.embed_size)
+      mask = jnp.repeat(mask, classes, axis=0)
     else:
       x = nn.relu(dense(self.embed_size, 'embed')(x.reshape(x.shape[:2] + (-1,))))
     lengths = mask.sum(axis=1).astype(jnp.int32)
@@ -209,15 +201,19 @@ class ClipModel(nn.Module):
       weights = masked_softmax(scores[..., 0], mask)
       pooled = (x * weights[..., None].astype(x.dtype)).sum(axis=1)
 
+    if classes > 0:
+      pooled = pooled.reshape(-1, classes, pooled.shape[-1])  # (B, classes, D)
+
     if profile is not None:
       pooled = jnp.concatenate([pooled, profile.astype(pooled.dtype)], axis=-1)
+    if rhythm is not None:
+      pooled = jnp.concatenate([pooled, rhythm.astype(pooled.dtype)], axis=-1)
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=deterministic)
     if self.dense_size > 0:
       pooled = nn.relu(dense(self.dense_size, 'hidden')(pooled))
       pooled = nn.Dropout(self.dropout)(pooled, deterministic=deterministic)
-    if classes > 0:
-      per_class = pooled.reshape(pooled.shape[0], classes, -1)
-      logits = dense(self.num_outputs // classes, 'output')(per_class)  # (B, classes, modes)
+    if classes > 0:  # one dense layer shared by the classes: (B, classes, modes)
+      logits = dense(self.num_outputs // classes, 'output')(pooled)
       return logits.transpose(0, 2, 1).reshape(pooled.shape[0], self.num_outputs)
     return dense(self.num_outputs, 'output')(pooled)
 
@@ -236,7 +232,8 @@ def build_clip_model(cfg, num_outputs: int, compute_dtype) -> ClipModel:
       time_pool=tuple(cfg.get('time_pool', ())), norm=bool(cfg.get('norm', True)),
       embed_size=int(cfg.get('embed_size', 64)),
       pitch_classes=int(cfg.get('pitch_classes', 0)),
-      pitch_profile=int(cfg.get('pitch_profile', 0)), rnn_layers=int(cfg.get('rnn_layers', default_rnn)),
+      pitch_profile=int(cfg.get('pitch_profile', 0)),
+      rhythm_profile=int(cfg.get('rhythm_profile', 0)), rnn_layers=int(cfg.get('rnn_layers', default_rnn)),
       hidden_size=int(cfg.get('hidden_size', 64)), cell=str(cfg.get('cell', 'gru')),
       strided_layers=int(cfg.get('strided_layers', 2)),
       attention_size=int(cfg.get('attention_size', 32)), dense_size=int(cfg.get('dense_size', 0)),

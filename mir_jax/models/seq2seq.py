@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mir_jax.models.profiles import onset_autocorrelation
 from mir_jax.nn import attention as attn_lib
 from mir_jax.nn import cells, decoding
 from mir_jax.nn.modules import RecurrentStack
@@ -65,6 +66,10 @@ class Seq2Seq(nn.Module):
     attention_dim: width of the additive attention's hidden layer.
     input_feeding: feed the previous context into the next decoder step.
     output_hidden: width of the feed-forward layer over [hidden; context].
+    rhythm_features: > 0 adds this many clip-level tempo features (an MLP over
+      :func:`~mir_jax.models.profiles.onset_autocorrelation` of the input) to
+      that layer's input at every step: durations in beats need the tempo,
+      which the recurrent encoder estimates poorly from frames alone.
     dropout: dropout on the encoder's layer inputs and the output layer.
     token_dropout: under teacher forcing in training, the probability that a
       previous token fed to the decoder is replaced by ``<pad>`` (word
@@ -83,6 +88,7 @@ class Seq2Seq(nn.Module):
   attention_dim: int = 64
   input_feeding: bool = True
   output_hidden: int = 128
+  rhythm_features: int = 0
   dropout: float = 0.0
   token_dropout: float = -1.0
   unroll: int = 1
@@ -125,8 +131,12 @@ class Seq2Seq(nn.Module):
       self.attn_params = self.param('attention', lambda k: attn_lib.general_init(k, dh, mem))
     else:
       self.attn_params = None
+    if self.rhythm_features > 0:
+      self.rhythm_hidden = nn.Dense(64)
+      self.rhythm_out = nn.Dense(self.rhythm_features)
     k1, k2 = 'output_hidden', 'output'
-    self.out_hidden = self.param(k1, lambda k: {'w': dense(k, (dh + mem, self.output_hidden)),
+    out_in = dh + mem + max(int(self.rhythm_features), 0)
+    self.out_hidden = self.param(k1, lambda k: {'w': dense(k, (out_in, self.output_hidden)),
                                                 'b': jnp.zeros((self.output_hidden,))})
     self.out = self.param(k2, lambda k: {'w': dense(k, (self.output_hidden, self.vocab_size)),
                                          'b': jnp.zeros((self.vocab_size,))})
@@ -157,6 +167,11 @@ class Seq2Seq(nn.Module):
     if lengths is None:
       lengths = jnp.full((x.shape[0],), x.shape[1], jnp.int32)
     lengths = jnp.asarray(lengths, jnp.int32)
+    rhythm = None
+    if self.rhythm_features > 0:
+      frames = features if features.ndim == 4 else features[..., None]
+      acf = onset_autocorrelation(frames, lengths_to_mask(lengths, x.shape[1]))
+      rhythm = nn.relu(self.rhythm_out(nn.relu(self.rhythm_hidden(acf))))
     if self.input_projection:
       x = self.drop(nn.relu(self.in_proj(x)), deterministic=deterministic)
     finals = None
@@ -171,7 +186,10 @@ class Seq2Seq(nn.Module):
     keys = x
     if self._projects_keys:
       keys = attn_lib.additive_keys(self.attn_params, x)
-    return {'memory': x, 'keys': keys, 'mask': mask, 'summary': summary, 'lengths': lengths}
+    encoded = {'memory': x, 'keys': keys, 'mask': mask, 'summary': summary, 'lengths': lengths}
+    if rhythm is not None:
+      encoded['rhythm'] = rhythm
+    return encoded
 
   # --------------------------------------------------------------------------- decoder
 
@@ -205,7 +223,8 @@ class Seq2Seq(nn.Module):
                                          encoded['memory'], encoded['mask'],
                                          projected_keys=self._projects_keys,
                                          previous=previous)
-    hidden = jnp.tanh(jnp.concatenate([h, context], axis=-1) @ self.out_hidden['w']
+    parts = [h, context] + ([encoded['rhythm']] if 'rhythm' in encoded else [])
+    hidden = jnp.tanh(jnp.concatenate(parts, axis=-1) @ self.out_hidden['w']
                       + self.out_hidden['b'])
     new_state = {'carry': carry, 'context': context}
     if self.attention == 'location':

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mir_jax.models.clip import (AGGREGATIONS, ClipModel, RotationInvariant, build_clip_model,
-                                 masked_max, masked_mean, masked_softmax, pitch_class_profile)
+                                 masked_max, masked_mean, masked_softmax, onset_autocorrelation,
+                                 pitch_class_profile)
 
 T_REAL, T_PAD, BINS = 19, 32, 16
 
@@ -100,15 +101,19 @@ def test_builder_reads_config_and_rejects_unknown_aggregation():
     build_clip_model(cfg, 7, jnp.float32)
 
 
-@pytest.mark.parametrize('aggregation', ['mean', 'max'])
-def test_pitch_classes_make_the_model_transposition_equivariant(aggregation):
+@pytest.mark.parametrize('aggregation,rnn_layers',
+                         [(a, 0) for a in AGGREGATIONS] + [('attention', 1)])
+def test_pitch_classes_make_the_model_transposition_equivariant(aggregation, rnn_layers):
   rng = np.random.default_rng(5)
   chroma = rng.random((1, 10, 12, 1)).astype(np.float32)
   tile = lambda c: np.concatenate([c, c], axis=2)  # two identical octaves  # pylint: disable=unnecessary-lambda-assignment
   base = {'features': tile(chroma), 'mask': np.ones((1, 10), bool)}
   up = {'features': tile(np.roll(chroma, 1, axis=2)), 'mask': np.ones((1, 10), bool)}
+  # Recurrent layers and every aggregation run per class with shared weights
+  # (a 'recurrent' summary of 2 x 5 units does not divide into 12 classes otherwise).
   model = ClipModel(num_outputs=24, aggregation=aggregation, conv_features=(), freq_pool=(),
-                    embed_size=8, pitch_classes=12)
+                    embed_size=8, pitch_classes=12, rnn_layers=rnn_layers, hidden_size=5,
+                    dense_size=6)
   params = model.init(jax.random.key(0), base)
   out = np.asarray(model.apply(params, base)).reshape(2, 12)  # (mode, pitch class)
   out_up = np.asarray(model.apply(params, up)).reshape(2, 12)
@@ -148,3 +153,53 @@ def test_pitch_profile_folds_octaves_and_is_transposition_invariant():
   assert w1.shape[0] == w0.shape[0] + 5
   with pytest.raises(ValueError, match='config.model.pitch_profile'):
     with_profile.init(jax.random.key(0), {'features': feats[:, :, :20], 'mask': mask})
+
+
+def _numpy_rhythm(x, n, max_lag, bands):
+  """Step-by-step reference of onset_autocorrelation for one clip of n real frames."""
+  f = x.shape[1]
+  edges = [round(i * f / bands) for i in range(bands + 1)]
+  out_acf, out_level = [], []
+  for lo, hi in zip(edges[:-1], edges[1:]):
+    band = x[:n, lo:hi].mean(axis=(1, 2))
+    env = np.maximum(np.diff(band), 0.0)
+    c = env - env.mean()
+    var = np.mean(c * c)
+    acf = [np.sum(c[l:] * c[:-l]) / len(env) if l < len(env) else 0.0
+           for l in range(1, max_lag + 1)]
+    out_acf.append(np.array(acf) / (var + 1e-6))
+    out_level.append([np.log(env.mean() + 1e-4), 0.5 * np.log(var + 1e-8)])
+  return np.concatenate([np.stack(out_acf, 1), np.array(out_level).T], axis=0).reshape(-1)
+
+
+def test_rhythm_profile_matches_numpy_finds_the_period_and_ignores_padding():
+  rng = np.random.default_rng(3)
+  t, bins = 60, 8
+  feats = 0.1 * rng.normal(size=(2, t, bins, 1)).astype(np.float32)
+  feats[0, ::8, :4] += 3.0  # clicks every 8 frames in the low band only
+  feats[1, ::5] += 3.0  # every 5 frames, all bands
+  lengths = np.array([60, 41])
+  mask = np.arange(t)[None] < lengths[:, None]
+  feats[1, 41:] = 50 * rng.normal(size=(t - 41, bins, 1))  # garbage in the padding
+  got = np.asarray(onset_autocorrelation(feats, mask, max_lag=12, bands=2))
+  assert got.shape == (2, 2 * 14)
+  for b in range(2):
+    np.testing.assert_allclose(got[b], _numpy_rhythm(feats[b], lengths[b], 12, 2),
+                               rtol=1e-4, atol=1e-4)
+  acf0 = got[0].reshape(14, 2)[:12]  # (lags, bands)
+  assert int(np.argmax(acf0[:, 0])) + 1 == 8  # the low band's strongest lag is the period
+  assert acf0[:, 0].max() > 3 * abs(acf0[:, 1]).max()  # the high band has no clicks
+  assert int(np.argmax(got[1].reshape(14, 2)[:12, 1])) + 1 == 5
+
+  # In the model: the features join the pooled embedding, padding changes nothing,
+  # and the per-class key head refuses them, naming the key.
+  alone, padded = padded_pair(4)
+  model = ClipModel(num_outputs=3, conv_features=(4,), freq_pool=(2,), embed_size=8,
+                    aggregation='attention', rhythm_profile=5)
+  params = model.init(jax.random.key(0), padded)
+  assert params['params']['output']['kernel'].shape[0] == 8 + 5
+  np.testing.assert_allclose(model.apply(params, padded), model.apply(params, alone),
+                             rtol=2e-4, atol=2e-5)
+  with pytest.raises(ValueError, match='config.model.rhythm_profile'):
+    ClipModel(num_outputs=24, conv_features=(), freq_pool=(), pitch_classes=12,
+              rhythm_profile=4).init(jax.random.key(0), {'features': feats[:, :, :12]})

@@ -98,11 +98,7 @@ def test_token_dropout_hides_previous_tokens_in_training_only():
   assert np.abs(t0(changed)[:, 2:] - t0(tin)[:, 2:]).max() > 1e-4
 
 
-@pytest.mark.parametrize('attention', ['additive', 'location'])
-def test_teacher_forcing_equals_step_by_step_decoding(attention):
-  m = _model(attention=attention)
-  x, lengths, tin = _data()
-  v = _init(m, 3, x, lengths, tin)
+def _assert_steps_match_teacher_forcing(m, v, x, lengths, tin):
   logits = m.apply(v, x, lengths, tin)
   enc = m.apply(v, x, lengths, method=Seq2Seq.encode)
   state = m.apply(v, enc, method=Seq2Seq.initial_state)
@@ -110,6 +106,13 @@ def test_teacher_forcing_equals_step_by_step_decoding(attention):
     lp, state, _ = m.apply(v, enc, state, tin[:, t], method=Seq2Seq.decode_step)
     np.testing.assert_allclose(np.asarray(lp), np.asarray(jax.nn.log_softmax(logits[:, t])),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('attention', ['additive', 'location'])
+def test_teacher_forcing_equals_step_by_step_decoding(attention):
+  m = _model(attention=attention)
+  x, lengths, tin = _data()
+  _assert_steps_match_teacher_forcing(m, _init(m, 3, x, lengths, tin), x, lengths, tin)
 
 
 @pytest.mark.parametrize('attention', ['general', 'location'])
@@ -157,3 +160,31 @@ def test_bad_config_errors():
     _model(downsample='avg').init(jax.random.PRNGKey(0), x, lengths, tin)
   with pytest.raises(ValueError, match='dot'):
     _model(attention='dot', decoder_hidden=10).init(jax.random.PRNGKey(0), x, lengths, tin)
+
+
+def test_rhythm_features_reach_every_step_ignore_padding_and_decode():
+  m = _model(rhythm_features=4)
+  x, lengths, tin = _data(t=12)
+  v = _init(m, 6, x, lengths, tin)
+  assert v['params']['output_hidden']['w'].shape[0] == 16 + 16 + 4
+  base = np.asarray(m.apply(v, x, lengths, tin))
+  # Garbage past each length changes nothing (the autocorrelation skips padded frames) ...
+  valid = np.arange(12)[None, :, None, None] < np.asarray(lengths)[:, None, None, None]
+  noisy = jnp.where(valid, x, 30.0 * jnp.asarray(np.random.default_rng(1).normal(size=x.shape),
+                                                 jnp.float32))
+  np.testing.assert_allclose(np.asarray(m.apply(v, noisy, lengths, tin)), base, rtol=1e-5,
+                             atol=1e-5)
+  # ... while the rhythm head's weights change the logits of every step.
+  v2 = jax.tree_util.tree_map(lambda a: a, v)
+  v2['params']['rhythm_out'] = jax.tree_util.tree_map(lambda a: a + 0.5,
+                                                      v['params']['rhythm_out'])
+  changed = np.asarray(m.apply(v2, x, lengths, tin))
+  assert np.all(np.abs(changed - base).max(axis=(0, 2)) > 1e-4)
+  # Teacher forcing equals step-by-step decoding, and beam 1 equals greedy.
+  _assert_steps_match_teacher_forcing(m, v, x, lengths, tin)
+  kw = dict(max_len=5, start_id=START, end_id=END, beam_size=1)
+  g = seq2seq.decode(m, v, x, lengths, method='greedy', **kw)
+  b = seq2seq.decode(m, v, x, lengths, method='beam', **kw)
+  np.testing.assert_array_equal(np.asarray(g.tokens), np.asarray(b.tokens))
+  b4 = seq2seq.decode(m, v, x, lengths, method='beam', **{**kw, 'beam_size': 3})
+  assert b4.tokens.shape[0] == x.shape[0]
