@@ -33,6 +33,8 @@ from mir_jax import sweeps  # pylint: disable=wrong-import-position
 flags.DEFINE_string('sweep', None, 'Sweep file (path[:arg]) with get_config() and get_sweep().')
 flags.DEFINE_string('root', None, 'Folder holding one workdir per run and the results files.')
 flags.DEFINE_integer('parallel', 1, 'Runs at a time (each is a subprocess).')
+flags.DEFINE_bool('pin', False, 'Give each parallel run its own CPUs (sched_setaffinity), so '
+                  'concurrent runs do not oversubscribe the cores.')
 flags.DEFINE_integer('seeds', 1, 'Seeds per setting: adds seed=0..N-1 to each.')
 flags.DEFINE_string('main', os.path.join('experiments', 'main.py'),
                     'The training script each run calls (tests point it to a fake).')
@@ -88,7 +90,7 @@ def main(argv):
         selected = [r for r in runs if pattern.search(r.setting)]
         print(f'--only={FLAGS.only!r}: {len(selected)} of {len(runs)} runs', flush=True)
       outcomes = sweeps.execute(selected, main=main_script, parallel=FLAGS.parallel, env=env,
-                                cwd=ROOT_DIR,
+                                cwd=ROOT_DIR, pin=FLAGS.pin,
                                 echo=echo, term_timeout_s=FLAGS.term_timeout)
     except sweeps.SweepError as e:
       sys.exit(f'FATAL: {e}')

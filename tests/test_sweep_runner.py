@@ -33,6 +33,8 @@ FAKE_MAIN = textwrap.dedent('''
       os.replace(tmp, os.path.join(workdir, name))
     with open(os.path.join(workdir, 'calls.txt'), 'a') as f:
       f.write(f'{os.getpid()} {args["config"]}\\n')
+    with open(os.path.join(workdir, 'cpus.txt'), 'w') as f:
+      f.write(' '.join(map(str, sorted(os.sched_getaffinity(0)))))
     dump('config.json', {'train': {'num_steps': num_steps},
                          'checkpoint': {'best_metric': 'f', 'best_mode': 'max'}})
     if over.get('fake.fail') == 'True':
@@ -122,6 +124,27 @@ def test_runs_in_parallel_then_skips_and_collects(setup):
   # More seeds later: only the new ones run, the old ones are reused.
   more = _run(setup, '--seeds=3')
   assert 'finished=2 skipped=4 failed=0' in more.stdout
+
+
+def test_cpu_slots_split_the_cpus():
+  assert sweeps.cpu_slots(2, [0, 1]) == [(0,), (1,)]
+  assert sweeps.cpu_slots(2, [0, 1, 2, 3, 4]) == [(0, 1), (2, 3, 4)]
+  assert sweeps.cpu_slots(3, [4, 6]) == [(4,), (6,), (4,)]  # fewer CPUs than slots: shared
+  assert sweeps.cpu_slots(1, [0, 1]) == [(0, 1)]
+
+
+def test_pin_gives_concurrent_runs_disjoint_cpus(setup):
+  mine = sorted(os.sched_getaffinity(0))
+  out = _run(setup, '--parallel=2', '--pin', step_s=0.02)
+  assert out.returncode == 0, out.stdout + out.stderr
+  seen = []
+  for h in (16, 32):
+    text = open(os.path.join(setup['root'], f'model.hidden_size={h},seed=0', 'cpus.txt')).read()
+    seen.append(tuple(int(c) for c in text.split()))
+  assert sorted(seen) == sorted(sweeps.cpu_slots(2, mine))
+  assert 'on CPUs' in out.stdout
+  if len(mine) >= 2:
+    assert not set(seen[0]) & set(seen[1])
 
 
 def test_only_runs_the_matching_settings(setup):

@@ -1,7 +1,7 @@
 r"""Ablation 2b: recurrent design for chord recognition.
 
     python experiments/sweep.py --sweep=configs/sweeps/chord_recurrent.py:small \
-        --root=workdirs/sweeps/chord_recurrent --seeds=3 --parallel=2
+        --root=workdirs/sweeps/chord_recurrent --seeds=3 --parallel=2 --pin
 
 Cell (plain RNN with tanh or ReLU, GRU, LSTM) x direction on the CRNN's
 recurrent layer, then, for the bidirectional LSTM, depth 2 and 3 and hidden

@@ -1,7 +1,7 @@
 r"""Ablation 3: aggregating frames into one clip-level output, for key and tagging.
 
     python experiments/sweep.py --sweep=configs/sweeps/clip_aggregation.py:small \
-        --root=workdirs/sweeps/clip_aggregation --seeds=3 --parallel=2
+        --root=workdirs/sweeps/clip_aggregation --seeds=3 --parallel=2 --pin
 
 Max pooling vs mean pooling vs strided convolutions vs recurrent summarisation
 vs attention pooling, on the key CNN (weighted key score) and the tagging CRNN

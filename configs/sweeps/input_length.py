@@ -1,7 +1,7 @@
 r"""Ablation 5: training crop length for onsets vs chords.
 
     python experiments/sweep.py --sweep=configs/sweeps/input_length.py:small \
-        --root=workdirs/sweeps/input_length --seeds=3 --parallel=2
+        --root=workdirs/sweeps/input_length --seeds=3 --parallel=2 --pin
 
 The tutorial's claim: onsets need a short context, chords a longer one. Crops
 of 0.5, 1, 2, 4 and 8 seconds (in each model's frames: 100 fps for onsets,

@@ -1,7 +1,7 @@
 r"""Ablation 1: input preprocessing for onsets and tagging (Choi et al. 2017).
 
     python experiments/sweep.py --sweep=configs/sweeps/onset_preprocessing.py:small \
-        --root=workdirs/sweeps/onset_preprocessing --seeds=2 --parallel=2
+        --root=workdirs/sweeps/onset_preprocessing --seeds=2 --parallel=2 --pin
 
 One factor at a time from each task's default: log vs linear magnitude, mel vs
 STFT vs CQT, number of mel bands, hop size (frame rate), sample rate (the hop

@@ -1,7 +1,7 @@
 r"""Ablation 2a: recurrent design for onset detection.
 
     python experiments/sweep.py --sweep=configs/sweeps/onset_recurrent.py:small \
-        --root=workdirs/sweeps/onset_recurrent --seeds=3 --parallel=2
+        --root=workdirs/sweeps/onset_recurrent --seeds=3 --parallel=2 --pin
 
 Cell (plain RNN with tanh or ReLU, GRU, LSTM) x direction (uni- vs
 bidirectional) at the default size, then, for the bidirectional LSTM, depth

@@ -1,7 +1,7 @@
 r"""Ablation 4: attention in chord-sequence transcription, against sequence length.
 
     python experiments/sweep.py --sweep=configs/sweeps/seq2seq_attention.py:small \
-        --root=workdirs/sweeps/seq2seq_attention --seeds=2 --parallel=2
+        --root=workdirs/sweeps/seq2seq_attention --seeds=2 --parallel=2 --pin
 
 No attention (the encoder summary is the only context) vs additive vs dot vs
 general vs location-aware scores on the 10 s clips of ``chord_seq2seq``. Length:
