@@ -78,7 +78,7 @@ def get_config(arg: str | None = None):
   c.predict.chunk_seconds = 600.0  # clip model: one chunk per file (chunks would be averaged)
   c.predict.overlap_seconds = 0.0
 
-  if args.small:  # ablation size: same data and model, a sixth of the steps
+  if args.small:  # ablation size: same data and model, 500 steps
     c.train.num_steps = 500
     c.train.eval_every = 0  # one evaluation, at the end
     c.checkpoint.every = 250

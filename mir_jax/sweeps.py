@@ -648,7 +648,11 @@ class Interrupted(Exception):
 def cpu_slots(parallel: int, cpus: Optional[Sequence[int]] = None) -> list[tuple[int, ...]]:
   """The CPUs of each of ``parallel`` run slots: this process's CPUs in contiguous, disjoint
   groups (shared round-robin when there are fewer CPUs than slots)."""
-  cpus = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+  if cpus is None:
+    if not hasattr(os, 'sched_getaffinity'):
+      raise SweepError('--pin needs os.sched_setaffinity (Linux); run without --pin here')
+    cpus = os.sched_getaffinity(0)
+  cpus = sorted(cpus)
   if len(cpus) < parallel:
     return [(cpus[i % len(cpus)],) for i in range(parallel)]
   bounds = [round(i * len(cpus) / parallel) for i in range(parallel + 1)]

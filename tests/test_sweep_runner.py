@@ -135,16 +135,20 @@ def test_cpu_slots_split_the_cpus():
 
 def test_pin_gives_concurrent_runs_disjoint_cpus(setup):
   mine = sorted(os.sched_getaffinity(0))
-  out = _run(setup, '--parallel=2', '--pin', step_s=0.02)
+  # 4 runs through 2 slots: each slot is freed and reused.
+  out = _run(setup, '--parallel=2', '--pin', '--seeds=2', step_s=0.02)
   assert out.returncode == 0, out.stdout + out.stderr
+  slots = sweeps.cpu_slots(2, mine)
   seen = []
   for h in (16, 32):
-    text = open(os.path.join(setup['root'], f'model.hidden_size={h},seed=0', 'cpus.txt')).read()
-    seen.append(tuple(int(c) for c in text.split()))
-  assert sorted(seen) == sorted(sweeps.cpu_slots(2, mine))
-  assert 'on CPUs' in out.stdout
+    for seed in (0, 1):
+      path = os.path.join(setup['root'], f'model.hidden_size={h},seed={seed}', 'cpus.txt')
+      seen.append(tuple(int(c) for c in open(path).read().split()))
+  assert all(s in slots for s in seen), (seen, slots)
+  assert set(seen[:2]) == set(slots)  # the first two ran at once, one per slot
+  assert out.stdout.count('on CPUs') == 4
   if len(mine) >= 2:
-    assert not set(seen[0]) & set(seen[1])
+    assert not set(slots[0]) & set(slots[1])
 
 
 def test_only_runs_the_matching_settings(setup):

@@ -102,7 +102,8 @@ class ClipModel(nn.Module):
     cell: recurrent cell ('lstm', 'gru', 'rnn_tanh', 'rnn_relu').
     strided_layers: stride-2 convolutions of the ``strided`` aggregation.
     attention_size: hidden width of the ``attention`` score.
-    dense_size: hidden dense layer before the output (0: none).
+    dense_size: hidden dense layer before the output (0: none); with
+      ``pitch_classes`` it runs per class with shared weights.
     dropout: dropout rate (CNN blocks, before the output).
     unroll: scan unroll factor.
     compute_dtype: dtype of activations and matmuls.

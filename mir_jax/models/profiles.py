@@ -49,6 +49,9 @@ def onset_autocorrelation(feats: jax.Array, mask: jax.Array, max_lag: int = RHYT
   1..``max_lag`` divided by its value at lag 0 (so it does not depend on
   loudness), then log mean and log std of the envelope (note density).
   Padded frames take no part: a clip gives the same features at any padding.
+  Every lag is divided by the same pair count (the biased estimator: lower
+  variance at long lags, which shrink by (n - lag) / n), so crops much shorter
+  than the evaluation clips see slightly smaller long-lag values.
   """
   b, t, f, c = feats.shape
   x = feats.astype(jnp.float32)

@@ -162,7 +162,8 @@ class Seq2Seq(nn.Module):
 
   def encode(self, features: jax.Array, lengths: jax.Array | None = None, *,
              deterministic: bool = True) -> dict:
-    """Encoder states: {'memory' (B,S,M), 'keys', 'mask' (B,S), 'summary' (B,M), 'lengths'}."""
+    """Encoder states: {'memory' (B,S,M), 'keys', 'mask' (B,S), 'summary' (B,M), 'lengths'},
+    and 'rhythm' (B, rhythm_features) when the model has rhythm features."""
     x = features.reshape(features.shape[:2] + (-1,)).astype(jnp.float32)
     if lengths is None:
       lengths = jnp.full((x.shape[0],), x.shape[1], jnp.int32)
