@@ -57,8 +57,8 @@ import jax
 import jax.numpy as jnp
 
 from mir_jax.models.crnn import ConvFrontEnd, batch_mask, check_features, pool_mask
-from mir_jax.models.profiles import (RotationInvariant, masked_mean, onset_autocorrelation,
-                                     pitch_class_profile)
+from mir_jax.models.profiles import (RHYTHM_HIDDEN, RotationInvariant, masked_mean,
+                                     onset_autocorrelation, pitch_class_profile)
 
 AGGREGATIONS = ('max', 'mean', 'strided', 'recurrent', 'attention')
 
@@ -146,7 +146,8 @@ class ClipModel(nn.Module):
         pitch_class_profile(feats, mask)) if self.pitch_profile > 0 else None)
     rhythm = None
     if self.rhythm_profile > 0:
-      r = nn.relu(nn.Dense(64, name='rhythm_hidden')(onset_autocorrelation(feats, mask)))
+      acf = onset_autocorrelation(feats, mask)
+      r = nn.relu(nn.Dense(RHYTHM_HIDDEN, name='rhythm_hidden')(acf))
       rhythm = nn.relu(nn.Dense(self.rhythm_profile, name='rhythm_out')(r))
     x, mask = ConvFrontEnd(features=tuple(self.conv_features), kernel_size=tuple(self.kernel_size),
                            freq_pool=tuple(self.freq_pool), time_pool=tuple(self.time_pool),
@@ -234,7 +235,8 @@ def build_clip_model(cfg, num_outputs: int, compute_dtype) -> ClipModel:
       embed_size=int(cfg.get('embed_size', 64)),
       pitch_classes=int(cfg.get('pitch_classes', 0)),
       pitch_profile=int(cfg.get('pitch_profile', 0)),
-      rhythm_profile=int(cfg.get('rhythm_profile', 0)), rnn_layers=int(cfg.get('rnn_layers', default_rnn)),
+      rhythm_profile=int(cfg.get('rhythm_profile', 0)),
+      rnn_layers=int(cfg.get('rnn_layers', default_rnn)),
       hidden_size=int(cfg.get('hidden_size', 64)), cell=str(cfg.get('cell', 'gru')),
       strided_layers=int(cfg.get('strided_layers', 2)),
       attention_size=int(cfg.get('attention_size', 32)), dense_size=int(cfg.get('dense_size', 0)),

@@ -3,10 +3,11 @@
 * :func:`pitch_class_profile` and :class:`RotationInvariant`: a CQT folded into
   a 12-bin pitch-class profile, read by an MLP at each of its 12 rotations and
   maximised over them (transposition-invariant tonal features, e.g. for mode).
-* :func:`onset_autocorrelation`: per-band onset
-  envelopes and their autocorrelation over lags (the tempogram summary classic
-  tempo estimators read), for tempo and note density. A tempo is a period, not a
-  frame's content, so max, mean or attention pooling of frames cannot give it.
+* :func:`onset_autocorrelation`: per-band onset envelopes and their
+  autocorrelation over lags (the tempogram summary classic tempo estimators
+  read), for tempo and note density, read by an MLP of :data:`RHYTHM_HIDDEN`
+  units. A tempo is a period, not a frame's content, so max, mean or attention
+  pooling of frames cannot give it.
 
 Both take (B, T, bins, channels) features and a (B, T) mask of real frames and
 ignore padded frames.
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 
 RHYTHM_LAGS = 64  # autocorrelation lags in frames (~3 s at 21.5 fps: periods down to 20 BPM)
 RHYTHM_BANDS = 4  # onset envelopes per clip, from equal slices of the input bins
+RHYTHM_HIDDEN = 64  # hidden width of the MLP that clip and seq2seq models put over them
 
 
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -89,4 +91,3 @@ class RotationInvariant(nn.Module):
     rotations = jnp.stack([jnp.roll(profile, -r, axis=-1) for r in range(k)], axis=1)  # (B, K, K)
     h = nn.relu(nn.Dense(self.hidden, name='hidden')(rotations))
     return nn.relu(nn.Dense(self.features, name='out')(h)).max(axis=1)
-

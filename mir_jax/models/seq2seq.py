@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mir_jax.models.profiles import onset_autocorrelation
+from mir_jax.models.profiles import RHYTHM_HIDDEN, onset_autocorrelation
 from mir_jax.nn import attention as attn_lib
 from mir_jax.nn import cells, decoding
 from mir_jax.nn.modules import RecurrentStack
@@ -132,7 +132,7 @@ class Seq2Seq(nn.Module):
     else:
       self.attn_params = None
     if self.rhythm_features > 0:
-      self.rhythm_hidden = nn.Dense(64)
+      self.rhythm_hidden = nn.Dense(RHYTHM_HIDDEN)
       self.rhythm_out = nn.Dense(self.rhythm_features)
     k1, k2 = 'output_hidden', 'output'
     out_in = dh + mem + max(int(self.rhythm_features), 0)
