@@ -72,11 +72,17 @@ def mir_jax_fns(cell, bidir, x, impl='auto'):
   batch, steps, feat = x.shape
   key = jax.random.PRNGKey(0)
   hidden = HIDDEN[0]
-  if bidir:
+  if bidir and impl == 'vmap':  # diagnostic: the fused layer vmapped over directions
+    params = recurrent.bidirectional_init(key, cell, feat, hidden)
+    one = lambda p, xd: recurrent.rnn(cell, p, xd)[0]
+    layer = lambda p, x: jnp.concatenate(
+        jax.vmap(one)(p, jnp.stack([x, x[:, ::-1]])), axis=-1)
+  elif bidir:
     params = recurrent.bidirectional_init(key, cell, feat, hidden)
     layer = lambda p, x: recurrent.bidirectional(cell, p, x, impl=impl)[0]
   else:
     params = cells.get_cell(cell).init(key, feat, hidden)
+    impl = 'auto' if impl == 'vmap' else impl
     layer = lambda p, x: recurrent.rnn(cell, p, x, impl=impl)[0]
   fwd = jax.jit(layer)
   bwd = jax.jit(jax.grad(lambda p, x: jnp.sum(layer(p, x)), argnums=(0, 1)))
@@ -150,7 +156,8 @@ def main(argv=None):
   parser.add_argument('--impls', default='mir_jax,flax,torch',
                       help='any of mir_jax,flax,torch; for diagnosis also mir_jax_scan '
                       '(autodiff of the generic scan), mir_jax_in_loop, mir_jax_hoisted '
-                      '(where the fused layers project their inputs)')
+                      '(where the fused layers project their inputs), mir_jax_vmap '
+                      '(bidirectional as one vmapped loop)')
   parser.add_argument('--torch-threads', type=int, default=2)
   parser.add_argument('--no-roofline', action='store_true',
                       help='skip the GEMM peak measurement and the FLOP-rate columns')
@@ -206,7 +213,7 @@ def main(argv=None):
         for impl in impls:
           if impl == 'mir_jax':
             fns[impl] = mir_jax_fns(cell, bidir, x)
-          elif impl.startswith('mir_jax_'):  # diagnostics: mir_jax_{scan,in_loop,hoisted}
+          elif impl.startswith('mir_jax_'):  # diagnostics: mir_jax_{scan,in_loop,hoisted,vmap}
             fns[impl] = mir_jax_fns(cell, bidir, x, impl=impl[len('mir_jax_'):])
           elif impl == 'flax':
             fns[impl] = flax_fns(cell, bidir, x)

@@ -4,8 +4,9 @@ Autodiff of a scan accumulates the weight gradients inside the backward loop,
 one small (H, B) @ (B, G*H) product per step and per weight. Here the backward
 scan carries only ``dh @ W_hhᵀ`` (and the LSTM's ``dc``) and emits each step's
 gate pre-activation gradients; the gradients of ``W_hh``, ``W_ih``, the bias and
-the inputs then become single large matrix products after the loop, where BLAS
-is efficient.
+the inputs then become large matrix products over chunks of steps, each
+computed while the loop runs the chunk before it, on another core
+(:func:`_backward`).
 
 The forward loop is latency-bound (a (B, H) @ (H, G*H) product per step), so
 the input projection can ride along inside it for free on small shapes
@@ -41,21 +42,83 @@ def _hoisted_gates(w_ih, b, xs, num_gates):
   return _split(xs @ w_ih + b, num_gates)
 
 
-def _weight_grads(w_ih, xs, h_prev, d_rec, d_in):
-  """The gradients of everything outside the recurrence, as large products.
+BACKWARD_CHUNK = 50
+
+
+def _chunk_grads(w_ih, x, h_prev, d_rec, d_in):
+  """The gradients of everything outside the recurrence, for a span of steps.
 
   ``d_rec`` is the gradient of the recurrent pre-activation (``h @ W_hh``),
   ``d_in`` that of the input pre-activation (``x @ W_ih + b``); for the LSTM
-  they are the same array.
+  they are the same array. Returns ``((dW_ih, db, dW_hh, d_rec summed), dx)``.
   """
-  steps, batch, _ = xs.shape
-  d_rec2 = d_rec.reshape(steps * batch, -1)
-  d_in2 = d_rec2 if d_in is d_rec else d_in.reshape(steps * batch, -1)
-  dw_hh = h_prev.reshape(steps * batch, -1).T @ d_rec2
-  dw_ih = xs.reshape(steps * batch, -1).T @ d_in2
-  db = jnp.sum(d_in2, axis=0)
-  dxs = (d_in2 @ w_ih.T).reshape(steps, batch, -1)
-  return dw_ih, db, dw_hh, dxs
+  rows = x.shape[0] * x.shape[1]
+  d_rec2 = d_rec.reshape(rows, -1)
+  d_in2 = d_rec2 if d_in is None else d_in.reshape(rows, -1)
+  sums = (x.reshape(rows, -1).T @ d_in2, jnp.sum(d_in2, axis=0),
+          h_prev.reshape(rows, -1).T @ d_rec2, jnp.sum(d_rec2, axis=0))
+  return sums, (d_in2 @ w_ih.T).reshape(x.shape)
+
+
+def _backward(step, carry, seq, xs, h_prev, w_ih, unroll, to_d_in=None):
+  """The backward recurrence over reversed time, and the weight gradients.
+
+  ``step(carry, seq_t) -> (carry, (d_rec_t, extra_t))``; ``to_d_in(d_rec,
+  extra)`` gives the input pre-activation's gradient for a span of steps
+  (None: it equals ``d_rec``, as for the LSTM). Time runs in chunks of
+  ``BACKWARD_CHUNK`` steps (the first ``T mod BACKWARD_CHUNK`` steps last):
+  while one chunk's loop runs, the large products for the chunk after it in time (its
+  weight and input gradients) do not depend on the loop, so XLA's CPU runtime
+  runs them on another core at the same time, and they read arrays still in
+  cache. Returns ``(carry, (dW_ih, db, dW_hh, d_rec summed), dxs)``.
+  """
+  steps = xs.shape[0]
+  size = min(BACKWARD_CHUNK, steps)
+  num, rest = divmod(steps, size)
+  arrays = (seq, xs, h_prev)
+  head_seq, head_xs, head_h = jax.tree.map(lambda a: a[:rest], arrays)
+  body_seq, body_xs, body_h = jax.tree.map(
+      lambda a: a[rest:].reshape((num, size) + a.shape[1:]), arrays)
+
+  def run(carry, seq_chunk):
+    carry, (d_rec, extra) = jax.lax.scan(step, carry, seq_chunk, reverse=True, unroll=unroll)
+    return carry, (d_rec, None if to_d_in is None else to_d_in(d_rec, extra))
+
+  def finish(pending):  # a chunk's (d_rec, d_in, x, h_prev) -> (sums, dx)
+    d_rec, d_in, x, h = pending
+    return _chunk_grads(w_ih, x, h, d_rec, d_in)
+
+  last = jax.tree.map(lambda a: a[-1], (body_seq, body_xs, body_h))
+  carry, pending = run(carry, last[0])
+  pending = pending + last[1:]
+
+  def outer(state, inputs):
+    carry, sums, pending = state
+    seq_chunk, x_chunk, h_chunk = inputs
+    carry, grads = run(carry, seq_chunk)
+    more, dx = finish(pending)
+    sums = jax.tree.map(jnp.add, sums, more)
+    return (carry, sums, grads + (x_chunk, h_chunk)), dx
+
+  # partial sums in at least fp32, so chunking loses nothing under bf16
+  shapes = jax.eval_shape(lambda p: finish(p)[0], pending)
+  sums = jax.tree.map(
+      lambda a: jnp.zeros(a.shape, jnp.promote_types(a.dtype, jnp.float32)), shapes)
+  rest_chunks = jax.tree.map(lambda a: a[:-1], (body_seq, body_xs, body_h))
+  (carry, sums, pending), dx_body = jax.lax.scan(
+      outer, (carry, sums, pending), rest_chunks, reverse=True)
+  more, dx_first = finish(pending)
+  sums = jax.tree.map(jnp.add, sums, more)
+  # dx_body[j] belongs to chunk j + 1: each iteration finishes the one after it
+  dxs = [dx_first[None], dx_body]
+  dxs = jnp.concatenate(dxs, axis=0).reshape((num * size,) + xs.shape[1:])
+  if rest:
+    carry, (d_rec, d_in) = run(carry, head_seq)
+    more, dx_head = _chunk_grads(w_ih, head_xs, head_h, d_rec, d_in)
+    sums = jax.tree.map(jnp.add, sums, more)
+    dxs = jnp.concatenate([dx_head, dxs], axis=0)
+  sums = jax.tree.map(lambda a, like: a.astype(like.dtype), sums, shapes)
+  return carry, sums, dxs
 
 
 # ----------------------------------------------------------------------------- LSTM
@@ -132,12 +195,11 @@ def _lstm_bwd(unroll, in_loop, saved, cotangents):
     if m is not None:  # frozen steps pass the carry's gradient straight through
       dh_prev = dh_prev + jnp.where(m, 0, dh)
       dc_prev = dc_prev + jnp.where(m, 0, dc)
-    return (dh_prev, dc_prev), da
+    return (dh_prev, dc_prev), (da, None)
 
-  (dh0, dc0), das = jax.lax.scan(
-      body, (dh_final, dc_final), (dys, acts, tcs, c_prev, valid),
-      reverse=True, unroll=unroll)
-  dw_ih, db, dw_hh, dxs = _weight_grads(params['w_ih'], xs, h_prev, das, das)
+  (dh0, dc0), (dw_ih, db, dw_hh, _), dxs = _backward(
+      body, (dh_final, dc_final), (dys, acts, tcs, c_prev, valid), xs, h_prev,
+      params['w_ih'], unroll)
   dparams = {'w_ih': dw_ih, 'b': db, 'w_hh': dw_hh}
   return dparams, dxs, (dh0, dc0), None
 
@@ -199,13 +261,12 @@ def _gru_bwd(unroll, in_loop, saved, cotangents):
       dh_prev = dh_prev + jnp.where(m, 0, dh)
     return dh_prev, (d_rec, da_n)
 
-  dh0, (d_rec, da_n) = jax.lax.scan(
-      body, dh_final, (dys, acts, h_prev, valid), reverse=True, unroll=unroll)
   hidden = h_prev.shape[-1]
-  d_in = jnp.concatenate([d_rec[..., :2 * hidden], da_n], axis=-1)  # d(x @ W_ih + b)
-  dw_ih, db, dw_hh, dxs = _weight_grads(params['w_ih'], xs, h_prev, d_rec, d_in)
-  dparams = {'w_ih': dw_ih, 'b': db, 'w_hh': dw_hh,
-             'b_hh': jnp.sum(d_rec, axis=(0, 1))}
+  to_d_in = lambda d_rec, da_n: jnp.concatenate([d_rec[..., :2 * hidden], da_n], -1)
+  dh0, (dw_ih, db, dw_hh, db_hh), dxs = _backward(
+      body, dh_final, (dys, acts, h_prev, valid), xs, h_prev, params['w_ih'],
+      unroll, to_d_in)
+  dparams = {'w_ih': dw_ih, 'b': db, 'w_hh': dw_hh, 'b_hh': db_hh}
   return dparams, dxs, dh0, None
 
 

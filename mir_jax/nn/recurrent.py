@@ -45,6 +45,13 @@ def _project_in_loop(shape, hidden: int) -> bool:
 
 
 
+def _fast(cell: Cell, impl: str) -> bool:
+  """Whether ``impl`` takes a fused layer of :mod:`mir_jax.nn.fused`."""
+  if impl not in IMPLS:
+    raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+  return impl != 'scan' and cell.name in ('lstm', 'gru')
+
+
 def lengths_to_mask(lengths: jax.Array, max_len: int) -> jax.Array:
   """(B,) lengths -> (B, T) boolean mask of valid frames."""
   return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
@@ -114,10 +121,7 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
   if lengths is not None:
     valid = (jnp.arange(steps)[:, None] < jnp.asarray(lengths)[None, :])[..., None]
 
-  if impl not in IMPLS:
-    raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
-  fast = impl != 'scan' and cell.name in ('lstm', 'gru')
-  if fast:
+  if _fast(cell, impl):
     in_loop = impl == 'in_loop' or (impl == 'auto' and _project_in_loop(x.shape, hidden))
     layer = fused.lstm_layer if cell.name == 'lstm' else fused.gru_layer
     hs, final = layer(params, xs, initial_carry, valid, unroll, in_loop)
@@ -164,7 +168,10 @@ def bidirectional(cell: str | Cell, params: Params, x: jax.Array,
                   lengths: jax.Array | None = None, *, merge: str = 'concat',
                   initial_carry: Any = None, unroll: int = 1,
                   compute_dtype: Any = None, impl: str = 'auto') -> tuple[jax.Array, Any]:
-  """A bidirectional layer: ``vmap`` of :func:`rnn` over stacked directions.
+  """A bidirectional layer: :func:`rnn` over stacked directions.
+
+  The generic scan is ``vmap``-ped over the direction axis; the fused LSTM and
+  GRU layers run as two separate calls so that the directions run in parallel.
 
   Args:
     params: a cell's params with a leading direction axis of size 2
@@ -179,15 +186,28 @@ def bidirectional(cell: str | Cell, params: Params, x: jax.Array,
   """
   cell = get_cell(cell)
   # The backward direction sees each example reversed within its own length.
-  xs = jnp.stack([x, reverse_sequences(x, lengths)])
+  inputs = (x, reverse_sequences(x, lengths))
 
   def one_direction(p, xd, carry):
     return rnn(cell, p, xd, lengths, initial_carry=carry, unroll=unroll,
                compute_dtype=compute_dtype, impl=impl)
 
-  carry_axis = None if initial_carry is None else 0
-  outs, finals = jax.vmap(one_direction, in_axes=(0, 0, carry_axis))(
-      params, xs, initial_carry)
+  if _fast(cell, impl):
+    # Two calls instead of a vmap for the fused layers: two independent loops,
+    # which XLA's CPU runtime runs on two cores at once, where a vmap makes
+    # one loop of batched products on one core
+    # (experiments/benchmarks/lstm.py --impls mir_jax,mir_jax_vmap).
+    take = lambda tree, d: jax.tree_util.tree_map(lambda a: a[d], tree)
+    results = [one_direction(take(params, d), inputs[d],
+                             None if initial_carry is None else take(initial_carry, d))
+               for d in (0, 1)]
+    outs = [r[0] for r in results]
+    finals = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[r[1] for r in results])
+  else:
+    carry_axis = None if initial_carry is None else 0
+    stacked, finals = jax.vmap(one_direction, in_axes=(0, 0, carry_axis))(
+        params, jnp.stack(inputs), initial_carry)
+    outs = [stacked[0], stacked[1]]
   fwd, bwd = outs[0], reverse_sequences(outs[1], lengths)
   return merge_directions(fwd, bwd, merge), finals
 

@@ -107,6 +107,38 @@ def test_layer_equals_loop_forward_and_gradients(name, reverse, impl):
                          ours, ref)
 
 
+@pytest.mark.parametrize('impl', ['in_loop', 'hoisted'])
+@pytest.mark.parametrize('name', ['lstm', 'gru'])
+def test_chunked_backward_equals_loop(name, impl, monkeypatch):
+  """The fused backward pass over several time chunks and a remainder.
+
+  23 steps in chunks of 5: four full chunks whose products overlap the loop,
+  and three leftover steps; lengths end inside a chunk, at a chunk boundary,
+  in the remainder and at the last frame.
+  """
+  from mir_jax.nn import fused
+  monkeypatch.setattr(fused, 'BACKWARD_CHUNK', 5)
+  steps = 23
+  key = jax.random.PRNGKey(5)
+  p = _perturb_bias(cells.get_cell(name).init(key, F, H), key)
+  x = jax.random.normal(jax.random.fold_in(key, 1), (4, steps, F))
+  lengths_np = np.array([23, 13, 8, 2])
+  lengths = jnp.asarray(lengths_np)
+  w = jax.random.normal(jax.random.PRNGKey(2), (4, steps, H))
+
+  def loss(fn, p, x):
+    o, fin = fn(p, x)
+    return jnp.sum(o * w) + jnp.sum(jax.tree_util.tree_leaves(fin)[-1] ** 2)
+
+  for reverse in (False, True):
+    ours = jax.grad(functools.partial(loss, lambda p, x: recurrent.rnn(
+        name, p, x, lengths, reverse=reverse, impl=impl)), (0, 1))(p, x)
+    ref = jax.grad(functools.partial(loss, lambda p, x: reference_layer(
+        name, p, x, lengths_np, reverse)), (0, 1))(p, x)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5), ours, ref)
+
+
 @pytest.mark.parametrize('impl', ['auto', 'scan'])
 @pytest.mark.parametrize('name', CELL_NAMES)
 @pytest.mark.parametrize('merge', ['concat', 'sum'])
