@@ -105,6 +105,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 1000  # evaluation interval (also at the end); 0 = only at the end
   c.train.compute_dtype = 'float32'  # activations: 'float32' or 'bfloat16' (TPU); params stay f32
   c.train.distributed = False  # call jax.distributed.initialize() (multi-host)
+  # CPU: split the machine into this many XLA host devices (0: one per core) and train data
+  # parallel over them; the fused LSTM/GRU layers then run one loop per core (README, Speed)
+  c.train.host_devices = 1
   c.train.tensorboard = True  # write TensorBoard event files under workdir/tensorboard
 
   c.checkpoint = ml_collections.ConfigDict()  # Orbax checkpoints: interval, retention, best metric

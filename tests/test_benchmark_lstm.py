@@ -23,7 +23,8 @@ def test_matmul_flops_by_hand():
 def test_records_carry_the_roofline(tmp_path):
   out = tmp_path / 'b.json'
   bench.main(['--shapes', '2,8,4,8', '--impls', 'mir_jax,flax', '--directions', 'uni',
-              '--repeats', '1', '--min-time', '0', '--gemm-size', '256', '--json', str(out)])
+              '--repeats', '1', '--min-time', '0', '--gemm-size', '256', '--json', str(out),
+              '--host-devices', '1'])
   data = json.loads(out.read_text())
   peak = data['machine']['gemm_peak_gflops']
   assert peak > 0

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mir_jax.nn import cells, recurrent
+from mir_jax.train import sharding
 
 SHAPES = [(16, 1000, 80, 128), (8, 500, 256, 256), (64, 100, 128, 512)]
 
@@ -68,7 +69,8 @@ def _block(tree):
   jax.tree_util.tree_map(lambda a: a.block_until_ready(), tree)
 
 
-def mir_jax_fns(cell, bidir, x, impl='auto'):
+def mir_jax_fns(cell, bidir, x, impl='auto', mesh=None):
+  """As the trainer runs a model: the batch split over the mesh, calls under it."""
   batch, steps, feat = x.shape
   key = jax.random.PRNGKey(0)
   hidden = HIDDEN[0]
@@ -86,7 +88,17 @@ def mir_jax_fns(cell, bidir, x, impl='auto'):
     layer = lambda p, x: recurrent.rnn(cell, p, x, impl=impl)[0]
   fwd = jax.jit(layer)
   bwd = jax.jit(jax.grad(lambda p, x: jnp.sum(layer(p, x)), argnums=(0, 1)))
-  return (lambda: _block(fwd(params, x))), (lambda: _block(bwd(params, x)))
+  if mesh is None or mesh.size == 1 or batch % mesh.size:
+    return (lambda: _block(fwd(params, x))), (lambda: _block(bwd(params, x)))
+  x = jax.device_put(x, sharding.batch_sharding(mesh))
+  params = jax.device_put(params, sharding.replicated(mesh))
+
+  def under_mesh(fn):
+    def call():
+      with jax.set_mesh(mesh):
+        _block(fn(params, x))
+    return call
+  return under_mesh(fwd), under_mesh(bwd)
 
 
 def flax_fns(cell, bidir, x):
@@ -159,6 +171,11 @@ def main(argv=None):
                       '(where the fused layers project their inputs), mir_jax_vmap '
                       '(bidirectional as one vmapped loop)')
   parser.add_argument('--torch-threads', type=int, default=2)
+  parser.add_argument('--host-devices', type=int, default=0,
+                      help='XLA host devices to split the CPU into (0: one per core, as '
+                      'config train.host_devices=0); mir_jax runs its batch split over them as '
+                      'the trainer does, Flax on one device (its fastest: split by XLA it '
+                      'was 2x slower); 1 = everything on one device')
   parser.add_argument('--no-roofline', action='store_true',
                       help='skip the GEMM peak measurement and the FLOP-rate columns')
   parser.add_argument('--gemm-size', type=int, default=4096, help='n of the (n, n) GEMM peak')
@@ -167,6 +184,8 @@ def main(argv=None):
                       help='keep timing a case (all implementations, round-robin) for at '
                       'least this many seconds')
   args = parser.parse_args(argv)
+  count = sharding.use_host_devices(args.host_devices, key='--host-devices')
+  mesh = sharding.make_mesh(jax.devices()[:1 if args.host_devices == 1 else count])
 
   impls = args.impls.split(',')
   if 'torch' in impls:
@@ -183,6 +202,7 @@ def main(argv=None):
       'platform': platform.platform(), 'processor': platform.processor(),
       'cpu_count': os.cpu_count(), 'jax': jax.__version__,
       'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
+      'host_devices': mesh.size,
       'allocator_env': {k: v for k, v in os.environ.items() if k.startswith('MALLOC_')
                         or k == 'LD_PRELOAD'},
   }
@@ -212,9 +232,9 @@ def main(argv=None):
         fns = {}
         for impl in impls:
           if impl == 'mir_jax':
-            fns[impl] = mir_jax_fns(cell, bidir, x)
+            fns[impl] = mir_jax_fns(cell, bidir, x, mesh=mesh)
           elif impl.startswith('mir_jax_'):  # diagnostics: mir_jax_{scan,in_loop,hoisted,vmap}
-            fns[impl] = mir_jax_fns(cell, bidir, x, impl=impl[len('mir_jax_'):])
+            fns[impl] = mir_jax_fns(cell, bidir, x, impl=impl[len('mir_jax_'):], mesh=mesh)
           elif impl == 'flax':
             fns[impl] = flax_fns(cell, bidir, x)
           elif impl == 'torch':

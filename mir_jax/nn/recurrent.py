@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from mir_jax.nn import fused
 from mir_jax.nn.cells import Cell, Params, get_cell
@@ -50,6 +51,41 @@ def _fast(cell: Cell, impl: str) -> bool:
   if impl not in IMPLS:
     raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
   return impl != 'scan' and cell.name in ('lstm', 'gru')
+
+
+def _batch_mesh(batch: int):
+  """The surrounding program's mesh, where a fused layer can split its batch over it.
+
+  A data-parallel program (``jax.set_mesh`` around a jit whose batch is sharded
+  over the mesh, as :mod:`mir_jax.train` runs it) leaves the partitioning of a
+  loop to XLA, which gathers the carry and the per-step arrays on every
+  device; several CPU host devices then run the loop no faster than one.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or mesh.size == 1 or mesh.manual_axes or batch % mesh.size:
+    return None
+  return mesh
+
+
+def _split_batch(layer, params, xs, carry, valid):
+  """``layer(params, xs (T, B, I), carry (B, ...), valid)`` with the batch split.
+
+  Under a mesh of several devices (:func:`_batch_mesh`), each device runs the
+  loop over its own rows at the same time (``shard_map``; params replicated,
+  so their gradients are summed over devices). Otherwise a plain call.
+  """
+  mesh = _batch_mesh(xs.shape[1])
+  if mesh is None:
+    return layer(params, xs, carry, valid)
+  rows = P(mesh.axis_names)  # the batch over every mesh axis
+  steps = P(None, mesh.axis_names)
+  if valid is None:
+    fn = lambda p, x, c: layer(p, x, c, None)
+    args, specs = (params, xs, carry), (P(), steps, rows)
+  else:
+    fn, args, specs = layer, (params, xs, carry, valid), (P(), steps, rows, steps)
+  return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=(steps, rows),
+                       check_vma=False)(*args)
 
 
 def lengths_to_mask(lengths: jax.Array, max_len: int) -> jax.Array:
@@ -124,7 +160,9 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
   if _fast(cell, impl):
     in_loop = impl == 'in_loop' or (impl == 'auto' and _project_in_loop(x.shape, hidden))
     layer = fused.lstm_layer if cell.name == 'lstm' else fused.gru_layer
-    hs, final = layer(params, xs, initial_carry, valid, unroll, in_loop)
+    hs, final = _split_batch(
+        lambda p, xs, carry, valid: layer(p, xs, carry, valid, unroll, in_loop),
+        params, xs, initial_carry, valid)
   elif lengths is None:
     gates = cell.project(params, xs)  # G x (T, B, H)
     def body(carry, gates_t):

@@ -289,7 +289,7 @@ def make_sequence_decoder(config, task, trainer):
   import functools  # pylint: disable=g-import-not-at-top
   from mir_jax.models import seq2seq  # pylint: disable=g-import-not-at-top
   fn = functools.partial(seq2seq.decode, trainer.model, **decode_options(config, task))
-  return jax.jit(fn, out_shardings=trainer.replicated)
+  return trainer.under_mesh(jax.jit(fn, out_shardings=trainer.replicated))
 
 
 def _frames_per_state(model) -> int:
@@ -464,6 +464,7 @@ def _resolve_best_metric(config, task):
 
 def train_and_evaluate(config, workdir: str):
   """Trains (resuming if ``workdir`` has checkpoints), evaluating on the eval split."""
+  sharding.use_host_devices(config.train.host_devices)
   sharding.maybe_initialize_distributed(bool(config.train.distributed))
   task = build_task(config)
   _resolve_best_metric(config, task)

@@ -115,14 +115,26 @@ class Trainer:
     # Donating the old state halves peak memory on accelerators; CPU ignores
     # donation with a warning, so skip it there.
     donate = (0,) if jax.default_backend() != 'cpu' else ()
-    self.train_step = jax.jit(
+    self.train_step = self.under_mesh(jax.jit(
         make_train_step(model, loss_fn, self.tx, self.schedule),
         in_shardings=(self.state_sharding, self.batch_sharding),
-        out_shardings=(self.state_sharding, self.replicated), donate_argnums=donate)
-    self.eval_step = jax.jit(
+        out_shardings=(self.state_sharding, self.replicated), donate_argnums=donate))
+    self.eval_step = self.under_mesh(jax.jit(
         make_eval_step(model, loss_fn),
         in_shardings=(self.state_sharding.params, self.batch_sharding),
-        out_shardings=self.replicated)
+        out_shardings=self.replicated))
+
+  def under_mesh(self, fn):
+    """``fn`` called (and so traced) with the mesh as the context mesh.
+
+    The fused recurrent layers read it to run each device's rows of the batch
+    on that device (:func:`mir_jax.nn.recurrent.rnn`).
+    """
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+      with jax.set_mesh(self.mesh):
+        return fn(*args, **kwargs)
+    return call
 
   def init_state(self) -> state_lib.TrainState:
     # Initialised op by op, then placed: under jit, XLA:CPU (jax 0.10.2) hangs
@@ -176,7 +188,8 @@ def train(config, workdir: str, *, model, loss_fn: LossFn, train_iter: Iterator,
     writer.echo(f'resumed from {manager.directory}/{restored.step}')
   else:
     state = trainer.init_state()
-    writer.echo(f'model has {state_lib.param_count(state.params):,} parameters')
+    writer.echo(f'model has {state_lib.param_count(state.params):,} parameters; '
+                f'data parallel over {trainer.mesh.size} device(s)')
   start_step = int(jax.device_get(state.step))
 
   preempted = {'flag': False}

@@ -8,6 +8,8 @@ replicated. The same code runs on one CPU, N fake CPU devices
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Mapping
 
 import jax
@@ -17,6 +19,39 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = 'data'
 
 _distributed_initialized = False
+_HOST_FLAG = '--xla_force_host_platform_device_count'
+
+
+def cpu_cores() -> int:
+  """The cores this process may run on (its affinity mask, not the machine's)."""
+  return len(os.sched_getaffinity(0))
+
+
+def use_host_devices(count: int, key: str = 'config.train.host_devices') -> int:
+  """Splits the CPU into ``count`` XLA host devices (0: one per core).
+
+  Data parallelism over them runs each device's rows of a batch on its own
+  core, and the fused recurrent layers follow (one loop per core instead of
+  one loop for the whole batch). Must run before JAX starts its backends;
+  afterwards only the count they started with is accepted. Returns the count.
+  """
+  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+  count = int(count) or cpu_cores()
+  if count < 1:
+    raise ValueError(f'{key}={count}: must be >= 1, or 0 for one device per core')
+  flags = os.environ.get('XLA_FLAGS', '')
+  set_before = re.search(_HOST_FLAG + r'=(\d+)', flags)
+  if xla_bridge.backends_are_initialized() or set_before:
+    have = len(jax.devices('cpu')) if xla_bridge.backends_are_initialized() else int(
+        set_before.group(1))
+    if count not in (1, have):
+      raise ValueError(
+          f'{key}={count}, but this process already has {have} CPU device(s) '
+          f'(JAX started, or XLA_FLAGS sets {_HOST_FLAG}); set it before anything runs')
+    return have
+  if count > 1:
+    os.environ['XLA_FLAGS'] = f'{flags} {_HOST_FLAG}={count}'.strip()
+  return count
 
 
 def maybe_initialize_distributed(enabled: bool) -> None:
