@@ -9,8 +9,9 @@ Shapes are batch-major at the API, ``(B, T, F)``; time-major only inside the sca
 * The reverse direction reverses each example within its own length
   (:func:`reverse_sequences`), so it starts at the example's last valid frame,
   not at the padded end.
-* A bidirectional layer is ``jax.vmap`` of the unidirectional layer over
-  parameters stacked on a leading direction axis of size 2 (forward, backward).
+* A bidirectional layer runs the unidirectional layer over parameters stacked on
+  a leading direction axis of size 2 (forward, backward): ``jax.vmap`` for the
+  generic scan, one call per direction for the fused LSTM and GRU.
 * Dtype policy: parameters are stored as given (float32); with ``compute_dtype``
   (e.g. ``jnp.bfloat16``) params and inputs are cast for the computation and
   the outputs come back in ``compute_dtype``.
@@ -209,7 +210,7 @@ def bidirectional(cell: str | Cell, params: Params, x: jax.Array,
   """A bidirectional layer: :func:`rnn` over stacked directions.
 
   The generic scan is ``vmap``-ped over the direction axis; the fused LSTM and
-  GRU layers run as two separate calls so that the directions run in parallel.
+  GRU layers run as two separate calls (see below).
 
   Args:
     params: a cell's params with a leading direction axis of size 2
@@ -231,9 +232,8 @@ def bidirectional(cell: str | Cell, params: Params, x: jax.Array,
                compute_dtype=compute_dtype, impl=impl)
 
   if _fast(cell, impl):
-    # Two calls instead of a vmap for the fused layers: two independent loops,
-    # which XLA's CPU runtime runs on two cores at once, where a vmap makes
-    # one loop of batched products on one core
+    # Two calls instead of a vmap for the fused layers: a vmap makes one loop of
+    # batched (2, B, H) @ (2, H, G*H) products, 11% slower on the 2-core CPU
     # (experiments/benchmarks/lstm.py --impls mir_jax,mir_jax_vmap).
     take = lambda tree, d: jax.tree_util.tree_map(lambda a: a[d], tree)
     results = [one_direction(take(params, d), inputs[d],
