@@ -15,6 +15,8 @@ seeds per setting. Other uses:
     python experiments/sweep.py --sweep=... --root=... --dry_run        # commands only
     python experiments/sweep.py --sweep=... --root=... --collect_only   # tables only
     python experiments/sweep.py --sweep=... --root=... --only='config=onset'  # a subset
+    python experiments/sweep.py --sweep=... --root=... --collect_only \
+        --previous=experiments/results/NAME.csv   # keep rows whose workdirs are gone
 """
 
 import os
@@ -44,6 +46,8 @@ flags.DEFINE_bool('dry_run', False, 'Print the runs and their commands; run noth
 flags.DEFINE_bool('collect_only', False, 'Only (re)write the results files.')
 flags.DEFINE_string('only', '', 'Run only the settings whose name matches this regular expression '
                     '(re.search); the results still list every setting.')
+flags.DEFINE_string('previous', '', 'An earlier results.csv (e.g. experiments/results/NAME.csv): '
+                    'settings with no finished run under --root take their row from it, marked.')
 flags.DEFINE_float('term_timeout', 120.0, 'Seconds a stopped run gets to save before SIGKILL.')
 flags.mark_flags_as_required(['sweep', 'root'])
 FLAGS = flags.FLAGS
@@ -104,8 +108,12 @@ def main(argv):
     if failed:
       print('failed runs (see their sweep.log):\n  ' + '\n  '.join(failed), flush=True)
       code = 1
-  paths = sweeps.write_results(root, runs, metric=sweep.metric, mode=sweep.mode,
-                               columns=sweep.columns, title=sweep.name)
+  try:
+    paths = sweeps.write_results(root, runs, metric=sweep.metric, mode=sweep.mode,
+                                 columns=sweep.columns, title=sweep.name,
+                                 previous=FLAGS.previous)
+  except sweeps.SweepError as e:
+    sys.exit(f'FATAL: {e}')
   print('results: ' + ', '.join(paths.values()), flush=True)
   return code
 

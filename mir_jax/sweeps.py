@@ -490,6 +490,7 @@ class Row:
   stats: dict  # column -> (mean, std)
   metric: str  # main metric
   mode: str
+  source: str = ''  # earlier results.csv the row was taken from ('' = runs under the root)
 
 
 def collect(runs: Sequence[Run], metric: str = '', mode: str = 'max') -> list[Row]:
@@ -516,6 +517,61 @@ def collect(runs: Sequence[Run], metric: str = '', mode: str = 'max') -> list[Ro
     rows.append(Row(setting=setting, overrides=dict(records[0]['run'].setting_overrides),
                     n=len(done), seeds=len(records), stats=stats, metric=main, mode=row_mode))
   return rows
+
+
+def read_results_csv(path: str) -> dict[str, tuple[int, int, dict]]:
+  """``setting -> (n, seeds, {column: (mean, std)})`` from a ``results.csv`` this module wrote."""
+  try:
+    with open(path, newline='') as f:
+      lines = list(csv.reader(f))
+  except OSError as e:
+    raise SweepError(f'{path}: cannot read earlier results ({e.strerror})') from e
+  if not lines or lines[0][:1] != ['setting'] or 'n' not in lines[0] or 'seeds' not in lines[0]:
+    raise SweepError(f'{path}:1: not a sweep results.csv (header must start with setting and '
+                     f'hold n, seeds)')
+  header = lines[0]
+  first = header.index('seeds') + 1
+  columns = header[first::2]
+  if header[first + 1::2] != [f'{c}_std' for c in columns]:
+    raise SweepError(f'{path}:1: columns after seeds must come in pairs NAME, NAME_std')
+  out = {}
+  for number, cells in enumerate(lines[1:], start=2):
+    if not cells:
+      continue
+    if len(cells) != len(header):
+      raise SweepError(f'{path}:{number}: {len(cells)} cells, the header has {len(header)}')
+    try:
+      n, seeds = int(cells[header.index('n')]), int(cells[header.index('seeds')])
+      stats = {c: (float(cells[first + 2 * i]), float(cells[first + 2 * i + 1] or 0.0))
+               for i, c in enumerate(columns) if cells[first + 2 * i] != ''}
+    except ValueError as e:
+      raise SweepError(f'{path}:{number}: {e}') from e
+    out[cells[0]] = (n, seeds, stats)
+  return out
+
+
+def merge_previous(rows: Sequence[Row], path: str, columns: Sequence[str] = ()) -> list[Row]:
+  """Rows with no finished run under the root take their numbers from an earlier results.csv.
+
+  The sweep's working folders need not survive between sessions; the committed
+  table does. A setting with at least one finished run keeps its own numbers
+  (no mixing of seeds from two places). Such a row's main metric is the first
+  of ``columns`` (else of the file's columns) it has a value for.
+  """
+  previous = read_results_csv(path)
+  out = []
+  for row in rows:
+    old = previous.get(row.setting)
+    if row.n or old is None or not old[0]:
+      out.append(row)
+      continue
+    n, seeds, stats = old
+    order = [c for c in columns if c in stats] or [c for c in stats if c not in COST_COLUMNS]
+    metric = next((c for c in order if c not in COST_COLUMNS), row.metric)
+    mode = 'min' if lower_is_better(metric) else 'max'
+    out.append(dataclasses.replace(row, n=n, seeds=seeds, stats=stats, metric=metric, mode=mode,
+                                   source=path))
+  return out
 
 
 def _columns(rows: Sequence[Row], columns: Sequence[str] = ()) -> list[str]:
@@ -586,7 +642,12 @@ def results_markdown(rows: Sequence[Row], columns: Sequence[str], title: str = '
       text = _fmt(c, mean) + (f' ± {_fmt(c, std)}' if r.n > 1 else '')
       cells.append(f'**{text}**' if r.setting in best[c] else text)
     n = f'{r.n}' if r.n == r.seeds else f'{r.n}/{r.seeds}'
-    lines.append(f'| `{r.setting}` | {n} | ' + ' | '.join(cells) + ' |')
+    mark = ' †' if r.source else ''
+    lines.append(f'| `{r.setting}`{mark} | {n} | ' + ' | '.join(cells) + ' |')
+  sources = list(dict.fromkeys(r.source for r in rows if r.source))
+  if sources:
+    lines += ['', '† from earlier runs, as recorded in ' + ', '.join(f'`{s}`' for s in sources)
+              + ' (their workdirs are not under this root).']
   missing = [r.setting for r in rows if r.n < r.seeds]
   if missing:
     lines += ['', f'Unfinished settings ({len(missing)}): ' + ', '.join(f'`{m}`' for m in missing)]
@@ -624,9 +685,16 @@ def results_plot(rows: Sequence[Row], path: str, title: str = '') -> None:
 
 
 def write_results(root: str, runs: Sequence[Run], *, metric: str = '', mode: str = 'max',
-                  columns: Sequence[str] = (), title: str = '') -> dict[str, str]:
-  """Writes ``results.csv``, ``results.md`` and ``results.png`` under ``root``; returns their paths."""
+                  columns: Sequence[str] = (), title: str = '',
+                  previous: str = '') -> dict[str, str]:
+  """Writes ``results.csv``, ``results.md`` and ``results.png`` under ``root``; returns their paths.
+
+  ``previous``: an earlier results.csv whose rows stand in for settings with no
+  finished run here (see :func:`merge_previous`).
+  """
   rows = collect(runs, metric, mode)
+  if previous:
+    rows = merge_previous(rows, previous, columns)
   cols = _columns(rows, columns)
   paths = {k: os.path.join(root, f'results.{k}') for k in ('csv', 'md', 'png')}
   _write_atomic(paths['csv'], results_csv(rows, cols))

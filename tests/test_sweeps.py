@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -320,3 +321,56 @@ def test_results_with_a_fixed_min_metric_and_no_finished_run(tmp_path):
   row2 = [l for l in md.splitlines() if l.startswith('| `h=2`')][0]
   assert '—' in row2 and '0/1' in row2
   assert os.path.getsize(paths['png']) > 0
+
+
+def test_results_keep_rows_of_an_earlier_csv(tmp_path):
+  path = _write_sweep(tmp_path, [{'h': 1}, {'h': 2}, {'h': 3}], config='c.py')
+  sweep = sweeps.load_sweep(path)
+  old_root, new_root = str(tmp_path / 'old'), str(tmp_path / 'new')
+  old_runs = sweeps.plan(sweep, old_root, num_seeds=2)
+  for run in old_runs:  # the earlier session finished h=1 and h=2
+    h = dict(run.overrides)['h']
+    if h < 3:
+      _fake_workdir(run.workdir, num_steps=5, step=5,
+                    metrics={'f_measure': 0.1 * h + 0.01 * run.seed, 'loss': 1.0})
+  previous = sweeps.write_results(old_root, old_runs)['csv']
+
+  new_runs = sweeps.plan(sweep, new_root, num_seeds=2)
+  for run in new_runs:  # this session: h=2 again (its own numbers win) and h=3
+    h = dict(run.overrides)['h']
+    if h > 1:
+      _fake_workdir(run.workdir, num_steps=5, step=5,
+                    metrics={'f_measure': 0.5 + 0.1 * h + 0.02 * run.seed, 'loss': 2.0})
+  paths = sweeps.write_results(new_root, new_runs, previous=previous)
+  with open(paths['csv']) as fh:
+    rows = {r['setting']: r for r in csv.DictReader(fh)}
+  assert rows['h=1']['n'] == '2'
+  assert float(rows['h=1']['f_measure']) == pytest.approx(0.105)
+  assert float(rows['h=1']['f_measure_std']) == pytest.approx(statistics.stdev([0.1, 0.11]))
+  assert float(rows['h=2']['f_measure']) == pytest.approx(0.71)  # not mixed with the old 0.205
+  assert float(rows['h=3']['f_measure']) == pytest.approx(0.81)
+  md = open(paths['md']).read()
+  marked = [l for l in md.splitlines() if l.startswith('| `') and '†' in l]
+  assert [l.split('`')[1] for l in marked] == ['h=1']
+  assert f'† from earlier runs, as recorded in `{previous}`' in md
+  assert 'Unfinished' not in md
+  # The merged file can itself be the next session's --previous.
+  again = sweeps.merge_previous(sweeps.collect(sweeps.plan(sweep, str(tmp_path / 'none'), 2)),
+                                paths['csv'])
+  assert {r.setting: r.n for r in again} == {'h=1': 2, 'h=2': 2, 'h=3': 2}
+  assert again[2].metric == 'f_measure' and again[2].stats['loss'] == (2.0, 0.0)
+
+
+@pytest.mark.parametrize('text,where', [
+    ('name,n\nx,1\n', ':1: not a sweep results.csv'),
+    ('setting,n,seeds,f,g\nx,1,1,0.5,0.1\n', ':1: columns after seeds'),
+    ('setting,n,seeds,f,f_std\nx,1,1,0.5,0.1\ny,1,1,oops,0\n', ':3:'),
+    ('setting,n,seeds,f,f_std\nx,1,1,0.5\n', ':2: 4 cells, the header has 5'),
+])
+def test_earlier_results_csv_errors_name_the_line(tmp_path, text, where):
+  path = tmp_path / 'results.csv'
+  path.write_text(text)
+  with pytest.raises(sweeps.SweepError, match=re.escape(str(path) + where)):
+    sweeps.read_results_csv(str(path))
+  with pytest.raises(sweeps.SweepError, match='cannot read'):
+    sweeps.read_results_csv(str(tmp_path / 'missing.csv'))
