@@ -121,6 +121,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.split = 'eval'  # --mode=eval evaluates on 'eval' or 'train'
   c.eval.checkpoint = 'best'  # --mode=eval/predict restore 'best' or 'latest'
   c.eval.num_figures = 3  # eval PNGs of the first tracks: labels over the spectrogram, or attention maps
+  # --mode=eval: '' writes eval_metrics.json anew; 'len20_' merges the metrics, renamed
+  # len20_<name>, into the existing file (e.g. scoring a trained run on other data).
+  c.eval.metrics_prefix = ''
 
   c.predict = ml_collections.ConfigDict()  # --mode=predict chunking
   c.predict.chunk_seconds = 60.0  # long files are processed in chunks this long

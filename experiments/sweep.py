@@ -21,6 +21,7 @@ seeds per setting. Other uses:
 
 import os
 import re
+import shlex
 import sys
 
 # Sweep files import ``mir_jax`` and ``configs``: make the repository root importable.
@@ -79,7 +80,10 @@ def main(argv):
         f'under {root}; commands run from {ROOT_DIR}', flush=True)
   if FLAGS.dry_run:
     for run in runs:
-      print(f'{run.name} [{sweeps.run_status(run.workdir)}]\n    {run.printable(main_script)}')
+      print(f'{run.name} [{sweeps.run_status(run.workdir, run.evals)}]\n'
+            f'    {run.printable(main_script)}')
+      for prefix, _ in run.evals:
+        print('    ' + shlex.join(['python'] + run.eval_args(main_script, prefix)))
     return 0
   code = 0
   if not FLAGS.collect_only:
@@ -111,7 +115,7 @@ def main(argv):
   try:
     paths = sweeps.write_results(root, runs, metric=sweep.metric, mode=sweep.mode,
                                  columns=sweep.columns, title=sweep.name,
-                                 previous=FLAGS.previous)
+                                 previous=FLAGS.previous, plot=sweep.plot)
   except sweeps.SweepError as e:
     sys.exit(f'FATAL: {e}')
   print('results: ' + ', '.join(paths.values()), flush=True)

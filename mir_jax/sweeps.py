@@ -10,6 +10,11 @@ A sweep file (``configs/sweeps/NAME.py``) has
   config paths (``'features.log'``). The special key ``'config'`` switches the
   base config file for that setting, so one sweep can span tasks.
 
+``sweep_config(evals={'len20_': {'data.synth.duration': 20.0}})`` also scores
+every trained run again (``--mode=eval`` with those overrides), its metrics
+merged into ``eval_metrics.json`` as ``len20_<name>``: e.g. on longer clips than
+the run trained on, without training again.
+
 ``experiments/sweep.py`` turns each setting x seed into a :class:`Run` with its
 own workdir (named by :func:`run_name`), runs ``experiments/main.py`` for it,
 skips finished runs (:func:`run_status`), and :func:`collect` /
@@ -215,7 +220,9 @@ def flatten(tree: Any, prefix: str = '') -> Overrides:
 
 def sweep_config(config: str, config_arg: str = '', *, metric: str = '', mode: str = 'max',
                  overrides: Optional[Mapping[str, Any]] = None,
-                 columns: Sequence[str] = ()) -> ml_collections.ConfigDict:
+                 columns: Sequence[str] = (),
+                 evals: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                 plot: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """What a sweep file's ``get_config`` returns.
 
   Args:
@@ -225,6 +232,9 @@ def sweep_config(config: str, config_arg: str = '', *, metric: str = '', mode: s
     mode: 'max' or 'min': which ``metric`` value is best.
     overrides: fixed ``{'train.num_steps': 100}`` applied to every run (not in names).
     columns: eval metrics shown in results.md, in order; () = all.
+    evals: ``{prefix: overrides}``: after training, each run is evaluated again with
+      ``--mode=eval --config.eval.metrics_prefix=PREFIX`` and these overrides.
+    plot: columns drawn in results.png, one panel each; () = the main metric.
   """
   if mode not in ('max', 'min'):
     raise SweepError(f"sweep mode must be 'max' or 'min', got {mode!r}")
@@ -242,7 +252,33 @@ def sweep_config(config: str, config_arg: str = '', *, metric: str = '', mode: s
     node[leaf] = value
   c.overrides = ml_collections.ConfigDict(nested)
   c.columns = tuple(columns)
+  c.evals = tuple((prefix, tuple(dict(ov).items())) for prefix, ov in (evals or {}).items())
+  c.plot = tuple(plot)
   return c
+
+
+_PREFIX_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*_$')
+
+
+def _check_evals(path: str, evals: Any) -> tuple:
+  """``((prefix, ((key, value), ...)), ...)`` from a sweep's ``evals``, checked."""
+  out = []
+  for item in evals or ():
+    try:
+      prefix, overrides = item
+      overrides = tuple((str(k), v) for k, v in overrides)
+    except (TypeError, ValueError) as e:
+      raise SweepError(f'{path}: evals must map prefix -> {{key: value}}, got {item!r}') from e
+    if not _PREFIX_RE.match(str(prefix)):
+      raise SweepError(f"{path}: eval prefix {prefix!r} must be letters, digits and '_', "
+                       "ending in '_' (e.g. 'len20_')")
+    if any(not k or k in (CONFIG_KEY, SEED_KEY) for k, _ in overrides):
+      raise SweepError(f'{path}: eval {prefix!r} overrides must be config keys other than '
+                       f'{CONFIG_KEY!r} and {SEED_KEY!r}: {dict(overrides)}')
+    out.append((str(prefix), overrides))
+  if len({p for p, _ in out}) != len(out):
+    raise SweepError(f'{path}: eval prefixes must differ: {[p for p, _ in out]}')
+  return tuple(out)
 
 
 @dataclasses.dataclass
@@ -257,6 +293,8 @@ class Sweep:
   metric: str = ''
   mode: str = 'max'
   columns: tuple = ()
+  evals: tuple = ()  # ((prefix, ((key, value), ...)), ...): evaluations after training
+  plot: tuple = ()  # columns of results.png
 
   @property
   def name(self) -> str:
@@ -296,7 +334,8 @@ def load_sweep(spec: str) -> Sweep:
                config_arg=arg if config_arg is None else str(config_arg),
                settings=settings, overrides=flatten(get('overrides', None)),
                metric=str(get('metric', '') or ''), mode=mode,
-               columns=tuple(get('columns', ()) or ()))
+               columns=tuple(get('columns', ()) or ()),
+               evals=_check_evals(path, get('evals', ())), plot=tuple(get('plot', ()) or ()))
 
 
 # ----------------------------------------------------------------- runs
@@ -311,11 +350,18 @@ class Run:
   workdir: str
   setting_overrides: tuple = ()  # the sweep's own overrides of this setting (no seed)
   seed: Optional[int] = None
+  evals: tuple = ()  # ((prefix, ((key, value), ...)), ...) run after training
 
   def args(self, main: str) -> list[str]:
     """The arguments after the Python executable."""
     return ([main, f'--config={self.config}', f'--workdir={self.workdir}']
             + [f'--config.{k}={flag_value(v)}' for k, v in self.overrides])
+
+  def eval_args(self, main: str, prefix: str) -> list[str]:
+    """The arguments of the evaluation ``prefix`` of :attr:`evals`."""
+    overrides = dict(self.evals)[prefix]
+    return (self.args(main) + ['--mode=eval', f'--config.eval.metrics_prefix={prefix}']
+            + [f'--config.{k}={flag_value(v)}' for k, v in overrides])
 
   def command(self, main: str, python: str = sys.executable) -> list[str]:
     return [python] + self.args(main)
@@ -356,7 +402,8 @@ def plan(sweep: Sweep, root: str, num_seeds: int = 1,
       merged = {**{k: v for k, v in fixed.items() if k not in own}, **own}
       runs.append(Run(name=name, setting=setting_name, config=config,
                       overrides=tuple(merged.items()), workdir=os.path.join(root, name),
-                      setting_overrides=tuple(setting.items()), seed=seeded[SEED_KEY]))
+                      setting_overrides=tuple(setting.items()), seed=seeded[SEED_KEY],
+                      evals=sweep.evals))
   return runs
 
 
@@ -370,13 +417,15 @@ def _read_json(path: str) -> Optional[dict]:
     return None
 
 
-def run_status(workdir: str) -> str:
-  """'finished', 'partial' (started, to be resumed) or 'new'.
+def run_status(workdir: str, evals: Sequence[str] = ()) -> str:
+  """'finished', 'trained' (evaluations ``evals`` missing), 'partial' (started, to be
+  resumed) or 'new'.
 
-  Finished means the training loop's final evaluation is on disk:
+  Trained means the training loop's final evaluation is on disk:
   ``eval_metrics.json`` has ``step`` equal to (or past) ``train.num_steps`` of the
   run's ``config.json`` (interval evaluations have smaller steps; ``--mode=eval``
   writes the best checkpoint's step, so a rerun then re-evaluates the final state).
+  Finished: trained, and each prefix in ``evals`` has its ``PREFIXstep`` there.
   """
   if not os.path.isdir(workdir):
     return 'new'
@@ -387,8 +436,14 @@ def run_status(workdir: str) -> str:
   except (TypeError, KeyError, ValueError):
     done = False
   if done:
-    return 'finished'
+    return 'trained' if missing_evals(metrics, evals) else 'finished'
   return 'partial' if os.listdir(workdir) else 'new'
+
+
+def missing_evals(metrics: Optional[Mapping[str, Any]], evals: Sequence[str]) -> list[str]:
+  """The prefixes of ``evals`` (names, or (prefix, overrides) pairs) not yet in ``metrics``."""
+  prefixes = [e if isinstance(e, str) else e[0] for e in evals]
+  return [p for p in prefixes if f'{p}step' not in (metrics or {})]
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -448,15 +503,16 @@ def read_run(run: Run, metric: str = '') -> dict:
 
   ``{'status': ..., 'metrics': {name: float}, 'metric': name, 'mode': 'max'|'min'}``.
   """
-  status = run_status(run.workdir)
+  status = run_status(run.workdir, run.evals)
   out = {'run': run, 'status': status, 'metrics': {}, 'metric': metric, 'mode': ''}
-  if status != 'finished':
+  if status not in ('finished', 'trained'):  # trained: the later evaluations' columns stay empty
     return out
+  out['status'] = 'finished'
   raw = _read_json(os.path.join(run.workdir, 'eval_metrics.json')) or {}
   config = _read_json(os.path.join(run.workdir, 'config.json')) or {}
   values = {k: float(v) for k, v in raw.items()
-            if k not in ('step', 'param_count') and isinstance(v, (int, float))
-            and not isinstance(v, bool)}
+            if k not in ('step', 'param_count') and not k.endswith('_step')
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
   params = _param_count(run.workdir, raw)
   if params is not None:
     values['param_count'] = float(params)
@@ -464,7 +520,8 @@ def read_run(run: Run, metric: str = '') -> dict:
   if train_s is not None:
     values['train_s'] = train_s
   record = _read_json(os.path.join(run.workdir, RUN_FILE)) or {}
-  wall = [i.get('wall_s') for i in record.get('invocations', []) if i.get('wall_s') is not None]
+  wall = [i.get('wall_s') for i in record.get('invocations', [])  # training, not later evals
+          if i.get('wall_s') is not None and '--mode=eval' not in (i.get('args') or ())]
   if wall:
     values['wall_s'] = float(sum(wall))
   ckpt = config.get('checkpoint', {}) if isinstance(config, dict) else {}
@@ -654,25 +711,34 @@ def results_markdown(rows: Sequence[Row], columns: Sequence[str], title: str = '
   return '\n'.join(lines) + '\n'
 
 
-def results_plot(rows: Sequence[Row], path: str, title: str = '') -> None:
-  """PNG of each setting's main metric (mean ± std), one panel per main metric."""
+def results_plot(rows: Sequence[Row], path: str, title: str = '',
+                 columns: Sequence[str] = ()) -> None:
+  """PNG of each setting's main metric (mean ± std), one panel per main metric, or one
+  panel per column of ``columns`` (the same settings side by side)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  metrics = list(dict.fromkeys(r.metric for r in rows if r.metric in r.stats))
-  if not metrics:
-    metrics = ['']
+  if columns:
+    metrics = list(columns)
+  else:
+    metrics = list(dict.fromkeys(r.metric for r in rows if r.metric in r.stats)) or ['']
   height = max(2.5, 0.35 * len(rows) + 1.2)
-  fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), height), squeeze=False)
-  for ax, metric in zip(axes[0], metrics):
-    sel = [r for r in rows if r.metric == metric and metric in r.stats]
-    ys = list(range(len(sel)))
-    means = [r.stats[metric][0] for r in sel]
-    stds = [r.stats[metric][1] for r in sel]
-    ax.errorbar(means, ys, xerr=stds, fmt='o', capsize=3)
-    ax.set_yticks(ys)
-    ax.set_yticklabels([r.setting for r in sel], fontsize=7)
-    ax.invert_yaxis()
+  width = 6 if len(metrics) < 3 else 4.5
+  fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), height),
+                           squeeze=False, sharey=bool(columns))
+  for i, (ax, metric) in enumerate(zip(axes[0], metrics)):
+    if columns:  # every setting on every panel's y axis, so the panels line up
+      labels = [r.setting for r in rows]
+      sel = [(y, r) for y, r in enumerate(rows) if metric in r.stats]
+    else:
+      labels = [r.setting for r in rows if r.metric == metric and metric in r.stats]
+      sel = list(enumerate(r for r in rows if r.metric == metric and metric in r.stats))
+    ax.errorbar([r.stats[metric][0] for _, r in sel], [y for y, _ in sel],
+                xerr=[r.stats[metric][1] for _, r in sel], fmt='o', capsize=3)
+    if not columns or i == 0:
+      ax.set_yticks(range(len(labels)))
+      ax.set_yticklabels(labels, fontsize=7)
+      ax.invert_yaxis()
     ax.set_xlabel(metric or '(no finished runs)')
     ax.grid(axis='x', alpha=0.3)
   if title:
@@ -686,11 +752,11 @@ def results_plot(rows: Sequence[Row], path: str, title: str = '') -> None:
 
 def write_results(root: str, runs: Sequence[Run], *, metric: str = '', mode: str = 'max',
                   columns: Sequence[str] = (), title: str = '',
-                  previous: str = '') -> dict[str, str]:
+                  previous: str = '', plot: Sequence[str] = ()) -> dict[str, str]:
   """Writes ``results.csv``, ``results.md`` and ``results.png`` under ``root``; returns their paths.
 
   ``previous``: an earlier results.csv whose rows stand in for settings with no
-  finished run here (see :func:`merge_previous`).
+  finished run here (see :func:`merge_previous`). ``plot``: results.png's columns.
   """
   rows = collect(runs, metric, mode)
   if previous:
@@ -699,7 +765,7 @@ def write_results(root: str, runs: Sequence[Run], *, metric: str = '', mode: str
   paths = {k: os.path.join(root, f'results.{k}') for k in ('csv', 'md', 'png')}
   _write_atomic(paths['csv'], results_csv(rows, cols))
   _write_atomic(paths['md'], results_markdown(rows, cols, title))
-  results_plot(rows, paths['png'], title)
+  results_plot(rows, paths['png'], title, plot)
   return paths
 
 
@@ -773,7 +839,9 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
             pin: bool = False) -> dict[str, str]:
   """Runs every unfinished run, ``parallel`` at a time; returns ``{name: outcome}``.
 
-  Outcomes: 'skipped' (already finished), 'finished', 'failed'. Each run's
+  Outcomes: 'skipped' (already finished), 'finished', 'failed'. A run is its
+  training command, then one ``--mode=eval`` command per missing entry of its
+  :attr:`Run.evals` (a trained run only gets those). Each run's
   output is appended to ``WORKDIR/sweep.log``; commands run in ``cwd`` (the
   repository root, where config paths are relative to). On SIGINT or SIGTERM the
   children get SIGTERM (the training loop saves a checkpoint and exits), then
@@ -793,14 +861,20 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
   outcomes: dict[str, str] = {}
   todo = []
   for i, run in enumerate(runs):
-    status = run_status(run.workdir)
+    status = run_status(run.workdir, run.evals)
     label = f'[{i + 1}/{len(runs)}] {run.name}'
     if status == 'finished':
       outcomes[run.name] = 'skipped'
       echo(f'{label}: finished, skipping\n    {run.printable(main)}')
       continue
     check_workdir(run, run.args(main))
-    todo.append((label, run, status))
+    if status == 'trained':
+      metrics = _read_json(os.path.join(run.workdir, 'eval_metrics.json'))
+      steps = [(f'evaluating {p}', run.eval_args(main, p)) for p in missing_evals(metrics, run.evals)]
+    else:
+      steps = ([('resuming' if status == 'partial' else 'starting', run.args(main))]
+               + [(f'evaluating {p}', run.eval_args(main, p)) for p, _ in run.evals])
+    todo.append((label, run, steps))
 
   received: list[int] = []
 
@@ -808,21 +882,35 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
     received.append(signum)
 
   previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-  running: dict[str, tuple] = {}  # name -> (Popen, run, start time, log file, slot)
+  running: dict[str, tuple] = {}  # name -> (Popen, run, start time, log file, slot, steps left)
   slots = cpu_slots(parallel) if pin else [None] * parallel
   free = list(range(parallel))
 
+  def launch(label: str, run: Run, steps: list, slot: int) -> None:
+    (verb, args), rest = steps[0], steps[1:]
+    where = f' on CPUs {",".join(map(str, slots[slot]))}' if slots[slot] else ''
+    echo(f'{label}: {verb}{where}\n    {shlex.join(["python"] + args)}')
+    log = open(os.path.join(run.workdir, LOG_FILE), 'ab')
+    proc = subprocess.Popen([python] + args, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=dict(env) if env else None,
+                            cwd=cwd, start_new_session=True,
+                            preexec_fn=_child_setup(slots[slot]))
+    running[run.name] = (proc, run, time.time(), log, slot, rest)
+
   def finish(name: str, returncode: int, interrupted: bool = False) -> None:
-    proc, run, start, log, slot = running.pop(name)
-    free.append(slot)
-    free.sort()
+    proc, run, start, log, slot, rest = running.pop(name)
     log.close()
     wall = time.time() - start
     _record(run, run.args(main), {'start': start, 'wall_s': wall, 'returncode': returncode,
-                                  'interrupted': interrupted})
+                                  'interrupted': interrupted, 'args': proc.args[1:]})
+    if returncode == 0 and rest and not interrupted and not received:
+      launch(name, run, rest, slot)  # the next evaluation, in the same slot
+      return
+    free.append(slot)
+    free.sort()
     if interrupted:
       return
-    if returncode == 0 and run_status(run.workdir) == 'finished':
+    if returncode == 0 and run_status(run.workdir, run.evals) == 'finished':
       outcomes[name] = 'finished'
       echo(f'{name}: finished in {wall:.1f} s')
     else:
@@ -841,20 +929,10 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
       if received:
         break
       while queue and len(running) < parallel and not received:
-        label, run, status = queue.pop(0)
+        label, run, steps = queue.pop(0)
         os.makedirs(run.workdir, exist_ok=True)
-        args = run.args(main)
-        _record(run, args)
-        verb = 'resuming' if status == 'partial' else 'starting'
-        slot = free.pop(0)
-        where = f' on CPUs {",".join(map(str, slots[slot]))}' if slots[slot] else ''
-        echo(f'{label}: {verb}{where}\n    {run.printable(main)}')
-        log = open(os.path.join(run.workdir, LOG_FILE), 'ab')
-        proc = subprocess.Popen([python] + args, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=dict(env) if env else None,
-                                cwd=cwd, start_new_session=True,
-                                preexec_fn=_child_setup(slots[slot]))
-        running[run.name] = (proc, run, time.time(), log, slot)
+        _record(run, run.args(main))
+        launch(label, run, steps, free.pop(0))
       for name in list(running):
         code = running[name][0].poll()
         if code is not None:

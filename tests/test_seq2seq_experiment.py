@@ -56,6 +56,18 @@ def test_tiny_chord_seq2seq_experiment(tmp_path):
     assert both['beam1_' + name] == both[name], both
     assert 'beam2_' + name in both, both
 
+  # eval.metrics_prefix scores the run on other data (shorter clips here) and adds the
+  # scores beside the earlier ones instead of replacing them.
+  config.data.synth.duration = 3.0
+  config.eval.metrics_prefix = 'len3_'
+  short = experiment.evaluate(config, workdir)
+  saved = json.load(open(os.path.join(workdir, 'eval_metrics.json')))
+  assert saved['beam2_majmin'] == both['beam2_majmin'] and saved['step'] == 20
+  assert saved['len3_majmin'] == short['len3_majmin'] and saved['len3_step'] == 20
+  assert saved['len3_loss'] != both['loss']  # other clips were scored
+  config.eval.metrics_prefix = ''
+  config.data.synth.duration = 4.0
+
   # Predict writes a chord-sequence file per audio file.
   eval_dir = experiment.dataset_dir(config, 'eval')
   audio = sorted(glob.glob(os.path.join(eval_dir, '**', '*.wav'), recursive=True))[:1]

@@ -31,6 +31,12 @@ FAKE_MAIN = textwrap.dedent('''
       with open(tmp, 'w') as f:
         json.dump(obj, f)
       os.replace(tmp, os.path.join(workdir, name))
+    if args.get('mode') == 'eval':  # --mode=eval --config.eval.metrics_prefix=P: merge P<name>
+      prefix = over['eval.metrics_prefix']
+      old = json.load(open(os.path.join(workdir, 'eval_metrics.json')))
+      scale = float(over.get('fake.scale', 1))
+      dump('eval_metrics.json', {**old, prefix + 'step': old['step'], prefix + 'f': old['f'] * scale})
+      sys.exit(0)
     with open(os.path.join(workdir, 'calls.txt'), 'a') as f:
       f.write(f'{os.getpid()} {args["config"]}\\n')
     with open(os.path.join(workdir, 'cpus.txt'), 'w') as f:
@@ -232,6 +238,46 @@ def test_failed_run_is_reported_and_the_rest_finish(setup, tmp_path):
   assert 'finished=2 skipped=0 failed=1' in out.stdout
   md = open(os.path.join(setup['root'], 'results.md')).read()
   assert 'Unfinished settings (1): `fake.fail=True`' in md
+
+
+def test_evaluations_after_training_add_columns_and_resume(setup, tmp_path):
+  sweep = tmp_path / 'eval_sweep.py'
+  sweep.write_text(open(setup['sweep']).read().replace(
+      "overrides={'train.num_steps': 30}",
+      "overrides={'train.num_steps': 30}, columns=('f', 'long_f'), plot=('f', 'long_f'), "
+      "evals={'long_': {'fake.scale': 0.5}}"))
+  dry = _run(setup, '--dry_run', sweep=str(sweep))
+  assert '--mode=eval --config.eval.metrics_prefix=long_ --config.fake.scale=0.5' in dry.stdout
+  out = _run(setup, sweep=str(sweep))
+  assert out.returncode == 0, out.stdout + out.stderr
+  assert out.stdout.count('evaluating long_') == 2 and 'finished=2 ' in out.stdout
+  with open(os.path.join(setup['root'], 'results.csv')) as f:
+    rows = {r['setting']: r for r in csv.DictReader(f)}
+  for h in (16, 32):
+    assert float(rows[f'model.hidden_size={h}']['long_f']) == pytest.approx(h / 200)
+    assert 'long_step' not in rows[f'model.hidden_size={h}']
+  record = json.load(open(os.path.join(setup['root'], 'model.hidden_size=16,seed=0',
+                                       sweeps.RUN_FILE)))
+  assert len(record['invocations']) == 2 and float(rows['model.hidden_size=16']['wall_s']) == \
+      pytest.approx(record['invocations'][0]['wall_s'])  # the training run's time only
+
+  # A trained run whose evaluation is missing (or failed) gets only the evaluation.
+  workdir = os.path.join(setup['root'], 'model.hidden_size=32,seed=0')
+  metrics = json.load(open(os.path.join(workdir, 'eval_metrics.json')))
+  sweeps.write_json_atomic(os.path.join(workdir, 'eval_metrics.json'),
+                           {k: v for k, v in metrics.items() if not k.startswith('long_')})
+  assert sweeps.run_status(workdir, ['long_']) == 'trained'
+  assert sweeps.run_status(workdir) == 'finished'
+  again = _run(setup, sweep=str(sweep))
+  assert again.returncode == 0, again.stdout + again.stderr
+  assert 'finished=1 skipped=1 failed=0' in again.stdout
+  assert len(_calls(workdir)) == 1  # not trained again
+  assert sweeps.run_status(workdir, ['long_']) == 'finished'
+
+  bad = tmp_path / 'bad_eval_sweep.py'
+  bad.write_text(open(str(sweep)).read().replace("'long_'", "'long'"))
+  out = _run(setup, sweep=str(bad))
+  assert out.returncode != 0 and "eval prefix 'long' must be" in out.stderr
 
 
 def test_a_workdir_started_by_another_command_is_refused(setup):

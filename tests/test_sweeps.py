@@ -155,6 +155,11 @@ def test_every_sweep_entry_loads_through_the_real_flags(path, tmp_path):
     config = _load_with_flags(os.path.join(ROOT, file) + (f':{arg}' if arg else ''), run.overrides)
     for key, value in run.overrides:
       assert _get(config, key) == value, f'{run.name}: {key}'
+    for prefix, extra in run.evals:  # the --mode=eval commands after training parse too
+      spec = os.path.join(ROOT, file) + (f':{arg}' if arg else '')
+      evaluated = _load_with_flags(spec, [*run.overrides, ('eval.metrics_prefix', prefix), *extra])
+      assert all(_get(evaluated, k) == v for k, v in extra) and \
+          evaluated.eval.metrics_prefix == prefix, f'{run.name}: eval {prefix}'
     fcfg = FeatureConfig.from_dict(config.features.to_dict())
     # Tasks and models other engineers have not registered yet are their tests' business.
     if config.task.name in tasks.TASKS:

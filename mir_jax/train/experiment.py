@@ -522,8 +522,17 @@ def evaluate(config, workdir: str) -> dict:
   features_fn = _features_fn(config, load_standardizer(workdir))
   metrics = make_evaluate_fn(config, task, trainer, tracks, features_fn, workdir)(params)
   result = {'step': step, 'split': config.eval.split, 'checkpoint': config.eval.checkpoint, **metrics}
+  path = os.path.join(workdir, 'eval_metrics.json')
+  prefix = str(config.eval.get('metrics_prefix', '') or '')
+  if prefix:
+    # Kept beside the training run's own metrics (its 'step' still tells a sweep the run
+    # is finished), so a second evaluation adds columns instead of replacing the first.
+    result = {prefix + name: value for name, value in result.items()}
+    if os.path.exists(path):
+      with open(path) as f:
+        result = {**json.load(f), **result}
   if jax.process_index() == 0:
-    writers.write_json_atomic(os.path.join(workdir, 'eval_metrics.json'), result)
+    writers.write_json_atomic(path, result)
   print(json.dumps(result, indent=2, sort_keys=True))
   return result
 
