@@ -56,3 +56,25 @@ def test_attention_beats_no_attention_on_long_sequences():
     results[kind] = symbolic.evaluate(model, variables, held_out)['sequence_accuracy']
   assert results['additive'] >= 0.9
   assert results['additive'] >= results['none'] + 0.4, results
+
+
+def test_symbolic_script_follows_its_config(tmp_path):
+  """experiments/symbolic.py trains the kinds its config names and writes their accuracies."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  out = tmp_path / 'sym.json'
+  proc = subprocess.run(
+      [sys.executable, os.path.join(root, 'experiments', 'symbolic.py'),
+       '--config=' + os.path.join(root, 'configs', 'symbolic', 'reverse.py') + ':tiny',
+       "--config.compare_attention=('additive',)", '--config.eval.beam_size=2',
+       f'--json={out}'], capture_output=True, text=True, cwd=root, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  saved = json.loads(out.read_text())
+  assert list(saved['results']) == ['additive']
+  scores = saved['results']['additive']
+  assert scores['greedy_sequence_accuracy'] >= 0.9
+  assert scores['beam2_sequence_accuracy'] >= scores['greedy_sequence_accuracy'] - 0.02
+  assert saved['config']['eval']['beam_size'] == 2
