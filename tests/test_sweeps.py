@@ -165,8 +165,16 @@ def test_every_sweep_entry_loads_through_the_real_flags(path, tmp_path):
     if config.task.name in tasks.TASKS:
       task = tasks.build_task(config.task)
       if config.model.name in models.MODELS:
-        models.build_model(config.model, num_outputs=task.num_outputs,
-                           compute_dtype=config.train.compute_dtype)
+        import jax  # pylint: disable=g-import-not-at-top
+        from mir_jax.train import experiment  # pylint: disable=g-import-not-at-top
+        model = models.build_model(config.model, num_outputs=task.num_outputs,
+                                   compute_dtype=config.train.compute_dtype)
+        # Abstract init on a batch of this setting's feature shape: catches a model part
+        # that the features cannot feed (e.g. a CQT-only pitch profile on a mel input).
+        batch = experiment.example_batch(config, 1, task)
+        jax.eval_shape(lambda b: model.init({'params': jax.random.key(0),  # pylint: disable=cell-var-from-loop
+                                             'dropout': jax.random.key(0)}, b, deterministic=True),
+                       batch)
     touches_features = any(k.startswith('features.') for k, _ in run.overrides)
     if (fcfg.kind == 'cqt' and touches_features
         and (fcfg.sample_rate, fcfg.hop_length) not in cqt_checked):

@@ -49,9 +49,12 @@ def get_sweep():
   tagging = concat(
       _common(),
       # The tagging default is a log-CQT (hop 1024, ~21.5 fps); mel and STFT at the same hop.
-      [{'features.kind': 'mel', 'features.n_mels': 80},
-       {'features.kind': 'mel', 'features.n_mels': 128},
-       {'features.kind': 'stft'}],
+      # Its pitch-class profile needs CQT semitone bins, so those rows turn it off, and the
+      # CQT without it is their reference.
+      [{'model.pitch_profile': 0},
+       {'features.kind': 'mel', 'features.n_mels': 80, 'model.pitch_profile': 0},
+       {'features.kind': 'mel', 'features.n_mels': 128, 'model.pitch_profile': 0},
+       {'features.kind': 'stft', 'model.pitch_profile': 0}],
       {'features.hop_length': [512, 2048]},  # 43 and 10.8 fps
   )
   return concat(product([{'config': ONSET}], onset), product([{'config': TAGGING}], tagging))
