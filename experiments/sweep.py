@@ -80,9 +80,9 @@ def main(argv):
         f'under {root}; commands run from {ROOT_DIR}', flush=True)
   if FLAGS.dry_run:
     for run in runs:
-      print(f'{run.name} [{sweeps.run_status(run.workdir, run.evals)}]\n'
+      print(f'{run.name} [{sweeps.run_status(run.workdir, run.eval_prefixes)}]\n'
             f'    {run.printable(main_script)}')
-      for prefix, _ in run.evals:
+      for prefix in run.eval_prefixes:
         print('    ' + shlex.join(['python'] + run.eval_args(main_script, prefix)))
     return 0
   code = 0

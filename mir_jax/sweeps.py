@@ -357,6 +357,10 @@ class Run:
     return ([main, f'--config={self.config}', f'--workdir={self.workdir}']
             + [f'--config.{k}={flag_value(v)}' for k, v in self.overrides])
 
+  @property
+  def eval_prefixes(self) -> list[str]:
+    return [prefix for prefix, _ in self.evals]
+
   def eval_args(self, main: str, prefix: str) -> list[str]:
     """The arguments of the evaluation ``prefix`` of :attr:`evals`."""
     overrides = dict(self.evals)[prefix]
@@ -440,9 +444,8 @@ def run_status(workdir: str, evals: Sequence[str] = ()) -> str:
   return 'partial' if os.listdir(workdir) else 'new'
 
 
-def missing_evals(metrics: Optional[Mapping[str, Any]], evals: Sequence[str]) -> list[str]:
-  """The prefixes of ``evals`` (names, or (prefix, overrides) pairs) not yet in ``metrics``."""
-  prefixes = [e if isinstance(e, str) else e[0] for e in evals]
+def missing_evals(metrics: Optional[Mapping[str, Any]], prefixes: Sequence[str]) -> list[str]:
+  """The evaluation ``prefixes`` whose metrics are not yet in ``metrics``."""
   return [p for p in prefixes if f'{p}step' not in (metrics or {})]
 
 
@@ -503,11 +506,11 @@ def read_run(run: Run, metric: str = '') -> dict:
 
   ``{'status': ..., 'metrics': {name: float}, 'metric': name, 'mode': 'max'|'min'}``.
   """
-  status = run_status(run.workdir, run.evals)
+  # Trained is enough: the columns of evaluations still missing stay empty.
+  status = run_status(run.workdir)
   out = {'run': run, 'status': status, 'metrics': {}, 'metric': metric, 'mode': ''}
-  if status not in ('finished', 'trained'):  # trained: the later evaluations' columns stay empty
+  if status != 'finished':
     return out
-  out['status'] = 'finished'
   raw = _read_json(os.path.join(run.workdir, 'eval_metrics.json')) or {}
   config = _read_json(os.path.join(run.workdir, 'config.json')) or {}
   values = {k: float(v) for k, v in raw.items()
@@ -861,19 +864,20 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
   outcomes: dict[str, str] = {}
   todo = []
   for i, run in enumerate(runs):
-    status = run_status(run.workdir, run.evals)
+    status = run_status(run.workdir, run.eval_prefixes)
     label = f'[{i + 1}/{len(runs)}] {run.name}'
     if status == 'finished':
       outcomes[run.name] = 'skipped'
       echo(f'{label}: finished, skipping\n    {run.printable(main)}')
       continue
     check_workdir(run, run.args(main))
+    steps, metrics = [], None
     if status == 'trained':
       metrics = _read_json(os.path.join(run.workdir, 'eval_metrics.json'))
-      steps = [(f'evaluating {p}', run.eval_args(main, p)) for p in missing_evals(metrics, run.evals)]
     else:
-      steps = ([('resuming' if status == 'partial' else 'starting', run.args(main))]
-               + [(f'evaluating {p}', run.eval_args(main, p)) for p, _ in run.evals])
+      steps.append(('resuming' if status == 'partial' else 'starting', run.args(main)))
+    steps += [(f'evaluating {p}', run.eval_args(main, p))
+              for p in missing_evals(metrics, run.eval_prefixes)]
     todo.append((label, run, steps))
 
   received: list[int] = []
@@ -910,7 +914,7 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
     free.sort()
     if interrupted:
       return
-    if returncode == 0 and run_status(run.workdir, run.evals) == 'finished':
+    if returncode == 0 and run_status(run.workdir, run.eval_prefixes) == 'finished':
       outcomes[name] = 'finished'
       echo(f'{name}: finished in {wall:.1f} s')
     else:
