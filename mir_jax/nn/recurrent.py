@@ -28,7 +28,7 @@ from jax.sharding import PartitionSpec as P
 from mir_jax.nn import fused
 from mir_jax.nn.cells import Cell, Params, get_cell
 
-IMPLS = ('auto', 'in_loop', 'hoisted', 'scan')
+IMPLS = ('auto', 'native', 'in_loop', 'hoisted', 'scan')
 
 
 def _project_in_loop(shape, hidden: int) -> bool:
@@ -52,6 +52,30 @@ def _fast(cell: Cell, impl: str) -> bool:
   if impl not in IMPLS:
     raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
   return impl != 'scan' and cell.name in ('lstm', 'gru')
+
+
+def _native(cell: Cell, impl: str, dtype) -> bool:
+  """Whether the LSTM runs on the native CPU kernel (:mod:`mir_jax.kernels`).
+
+  'auto' takes it for a float32 LSTM on the CPU backend where the kernel built;
+  'native' insists and says why when it cannot.
+  """
+  if impl not in ('auto', 'native'):
+    return False
+  reason = None
+  if cell.name != 'lstm':
+    reason = f'the native kernel runs LSTMs only, not {cell.name!r}'
+  elif dtype != jnp.float32:
+    reason = f'the native kernel runs float32 only, not {jnp.dtype(dtype).name}'
+  elif jax.default_backend() != 'cpu':
+    reason = f'the native kernel runs on the CPU only, not {jax.default_backend()}'
+  else:
+    from mir_jax import kernels  # pylint: disable=import-outside-toplevel
+    if not kernels.available():
+      reason = 'the native kernel did not build (see the warning above)'
+  if reason and impl == 'native':
+    raise ValueError(f"impl='native': {reason}")
+  return reason is None
 
 
 def _batch_mesh(batch: int):
@@ -130,11 +154,13 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
     initial_carry: defaults to zeros.
     unroll: ``lax.scan`` unroll factor (1 is fastest on CPU for fwd+bwd).
     compute_dtype: optional dtype for the computation (params are cast to it).
-    impl: 'auto' takes the fast path where a cell has one (LSTM and GRU: a
-      hand-written backward pass, :mod:`mir_jax.nn.fused`) and picks where the
-      input projection happens by shape; 'in_loop' / 'hoisted' force that
-      choice; 'scan' always differentiates the generic scan (the reference
-      the fast paths match).
+    impl: 'auto' takes the fastest path a cell has: a float32 LSTM on the CPU
+      runs the native kernel (:mod:`mir_jax.kernels`, where it built); other
+      LSTMs and GRUs the fused layers with a hand-written backward pass
+      (:mod:`mir_jax.nn.fused`), with the input projection placed by shape.
+      'native' forces the kernel (an error where it cannot run); 'in_loop' /
+      'hoisted' force the fused layer and that choice; 'scan' always
+      differentiates the generic scan (the reference the fast paths match).
 
   Returns:
     ``(outputs, final_carry)``: outputs (B, T, H), zero past each length and in
@@ -158,7 +184,10 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
   if lengths is not None:
     valid = (jnp.arange(steps)[:, None] < jnp.asarray(lengths)[None, :])[..., None]
 
-  if _fast(cell, impl):
+  if _native(cell, impl, x.dtype):
+    from mir_jax.kernels import lstm as native_lstm  # pylint: disable=import-outside-toplevel
+    hs, final = _split_batch(native_lstm.lstm_layer, params, xs, initial_carry, valid)
+  elif _fast(cell, impl):
     in_loop = impl == 'in_loop' or (impl == 'auto' and _project_in_loop(x.shape, hidden))
     layer = fused.lstm_layer if cell.name == 'lstm' else fused.gru_layer
     hs, final = _split_batch(

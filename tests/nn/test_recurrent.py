@@ -75,15 +75,22 @@ def _setup(name, seed=0):
   return p, x
 
 
-# 'in_loop'/'hoisted': the fused LSTM/GRU layers with hand-written backward passes
-# (input projection inside or before the loop); 'scan': autodiff of the generic scan.
-IMPLS = ['in_loop', 'hoisted', 'scan']
+# 'native': the LSTM on the C++ kernel (mir_jax.kernels); 'in_loop'/'hoisted': the
+# fused LSTM/GRU layers with hand-written backward passes (input projection inside
+# or before the loop); 'scan': autodiff of the generic scan.
+IMPLS = ['native', 'in_loop', 'hoisted', 'scan']
+
+
+def _skip_native(name, impl):
+  if impl == 'native' and name != 'lstm':
+    pytest.skip('the native kernel runs LSTMs only')
 
 
 @pytest.mark.parametrize('impl', IMPLS)
 @pytest.mark.parametrize('name', CELL_NAMES)
 @pytest.mark.parametrize('reverse', [False, True])
 def test_layer_equals_loop_forward_and_gradients(name, reverse, impl):
+  _skip_native(name, impl)
   p, x = _setup(name)
   lengths = jnp.asarray(LENGTHS)
   out, final = recurrent.rnn(name, p, x, lengths, reverse=reverse, impl=impl)
@@ -192,10 +199,11 @@ def test_reverse_direction_starts_at_last_valid_frame():
     np.testing.assert_array_equal(out[b, n:], 0.0)
 
 
-@pytest.mark.parametrize('impl', ['in_loop', 'hoisted'])
+@pytest.mark.parametrize('impl', ['native', 'in_loop', 'hoisted'])
 @pytest.mark.parametrize('name', ['lstm', 'gru'])
 @pytest.mark.parametrize('bidir', [False, True])
 def test_padding_changes_nothing(name, bidir, impl):
+  _skip_native(name, impl)
   key = jax.random.PRNGKey(5)
   lengths = jnp.asarray(LENGTHS)
   if bidir:
@@ -238,6 +246,7 @@ def test_no_lengths_equals_full_lengths():
 @pytest.mark.parametrize('impl', IMPLS)
 @pytest.mark.parametrize('name', CELL_NAMES)
 def test_gradients_match_finite_differences(name, impl):
+  _skip_native(name, impl)
   p, x = _setup(name, seed=11)
   lengths = jnp.asarray(LENGTHS)
   p64 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p)
