@@ -28,13 +28,17 @@ import tempfile
 
 import jax
 
-_SOURCES = ('lstm_cpu.cc',)
+_SOURCES = ('lstm_cpu.cc', 'gru_cpu.cc')
+_HEADERS = ('common.h',)
 _FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512', '-std=c++17', '-shared', '-fPIC',
           '-fno-math-errno')
 _TARGETS = {  # FFI target name -> symbol in the library
     'mir_jax_lstm_forward': 'MirLstmForward',
     'mir_jax_lstm_forward_train': 'MirLstmForwardTrain',
     'mir_jax_lstm_backward': 'MirLstmBackward',
+    'mir_jax_gru_forward': 'MirGruForward',
+    'mir_jax_gru_forward_train': 'MirGruForwardTrain',
+    'mir_jax_gru_backward': 'MirGruBackward',
 }
 
 
@@ -72,7 +76,7 @@ def build(compiler: str | None = None, cache_dir: str | None = None) -> str:
   here = os.path.dirname(__file__)
   sources = [os.path.join(here, name) for name in _SOURCES]
   key = hashlib.sha256()
-  for path in sources:
+  for path in sources + [os.path.join(here, name) for name in _HEADERS]:
     with open(path, 'rb') as f:
       key.update(f.read())
   version = subprocess.run([compiler, '--version'], capture_output=True, text=True,

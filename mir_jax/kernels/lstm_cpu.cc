@@ -13,118 +13,16 @@
 // (4H), gate order i, f, g, o; mask (T, B), 1 = valid (carry frozen, output 0
 // where 0). The pure-JAX layer in mir_jax/nn/fused.py is the reference.
 
-#include <cmath>
-#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-#include "xla/ffi/api/ffi.h"
+#include "common.h"
 
 namespace ffi = xla::ffi;
+using namespace mir_jax_kernels;  // NOLINT
 
 namespace {
-
-// 16 floats; GCC lowers it to one zmm register with AVX-512, two ymm with AVX2.
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-constexpr int kPanel = 32;  // columns per packed panel: two v16
-#if defined(__AVX512F__)
-constexpr int kRows = 8;  // 8 rows x 32 columns of accumulators: 16 zmm
-#else
-constexpr int kRows = 3;  // 3 x 32: 12 ymm
-#endif
-
-inline v16 load(const float* p) { return *reinterpret_cast<const v16*>(p); }
-inline void store(float* p, v16 v) { *reinterpret_cast<v16*>(p) = v; }
-
-// A weight matrix (K, N) in panels of kPanel columns, each panel's K rows
-// contiguous (zero-padded past N), so the product's inner loop streams
-// memory in order instead of striding by N (a 4 KiB stride maps every row
-// to the same L1 set).
-struct Packed {
-  int K = 0, N = 0, panels = 0;
-  std::vector<float> data;
-  // element (k, n) of the source is src[k * ks + n * ns]
-  void Pack(int k_rows, int n_cols, const float* src, int64_t ks, int64_t ns) {
-    K = k_rows, N = n_cols, panels = (N + kPanel - 1) / kPanel;
-    data.assign(static_cast<size_t>(panels) * K * kPanel, 0.0f);
-    for (int p = 0; p < panels; ++p)
-      for (int k = 0; k < K; ++k)
-        for (int j = 0; j < kPanel && p * kPanel + j < N; ++j)
-          data[(static_cast<size_t>(p) * K + k) * kPanel + j] = src[k * ks + (p * kPanel + j) * ns];
-  }
-};
-
-// C[r, 0:kPanel] += A[r, :] @ panel for R rows.
-template <int R>
-inline void Block(int K, const float* A, int lda, const float* panel, float* C, int ldc) {
-  v16 acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = load(C + r * ldc), acc[r][1] = load(C + r * ldc + 16);
-  for (int k = 0; k < K; ++k) {
-    const v16 w0 = load(panel + k * kPanel), w1 = load(panel + k * kPanel + 16);
-    for (int r = 0; r < R; ++r) {
-      const v16 a = A[r * lda + k] - (v16){};
-      acc[r][0] += a * w0;
-      acc[r][1] += a * w1;
-    }
-  }
-  for (int r = 0; r < R; ++r) store(C + r * ldc, acc[r][0]), store(C + r * ldc + 16, acc[r][1]);
-}
-
-template <int R>
-inline void Tail(int rows, int K, const float* A, int lda, const float* panel, float* C, int ldc) {
-  if constexpr (R > 0) {
-    if (rows == R) return Block<R>(K, A, lda, panel, C, ldc);
-    Tail<R - 1>(rows, K, A, lda, panel, C, ldc);
-  }
-}
-
-// C (B, ldc) += A (B, K) @ M for the packed M (K, N); ldc is at least N
-// rounded up to kPanel (the padding columns receive zeros). Panels outside,
-// rows inside: each panel is read from memory once and then from cache.
-void GemmAcc(int B, const float* A, int lda, const Packed& M, float* C, int ldc) {
-  for (int p = 0; p < M.panels; ++p) {
-    const float* panel = M.data.data() + static_cast<size_t>(p) * M.K * kPanel;
-    float* c = C + p * kPanel;
-    int r = 0;
-    for (; r + kRows <= B; r += kRows) Block<kRows>(M.K, A + r * lda, lda, panel, c + r * ldc, ldc);
-    Tail<kRows - 1>(B - r, M.K, A + r * lda, lda, panel, c + r * ldc, ldc);
-  }
-}
-
-inline int Padded(int n) { return (n + kPanel - 1) / kPanel * kPanel; }
-
-// Eigen's (and so XLA's) rational float tanh, without the branch Eigen takes
-// below |x| = 4e-4 (there p/q is x to 1.3e-7 relative), so loops over it
-// vectorise. The sigmoid is 0.5 + 0.5 tanh(x / 2): no exp, so it vectorises too.
-inline float Tanh(float x) {
-  const float kClamp = 7.90531110763549805f;
-  x = x < -kClamp ? -kClamp : (x > kClamp ? kClamp : x);
-  const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 + -8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  p = p * x;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return p / q;
-}
-
-inline float Sigmoid(float x) { return 0.5f + 0.5f * Tanh(0.5f * x); }
-
-ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H, const ffi::AnyBuffer::Dimensions& seq,
-                       int64_t seq_last, const ffi::AnyBuffer::Dimensions& w) {
-  if (seq.size() != 3 || w.size() != 2 || w[0] != H || w[1] != 4 * H || seq[0] != T ||
-      seq[1] != B || seq[2] != seq_last)
-    return ffi::Error::InvalidArgument("mir_jax LSTM kernel: inconsistent shapes");
-  return ffi::Error::Success();
-}
 
 template <bool kSave>
 ffi::Error Forward(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_ih, ffi::Buffer<ffi::F32> bias,
@@ -136,7 +34,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_ih, ffi::Bu
                    ffi::ResultBuffer<ffi::F32> c_prev) {
   const auto dims = xs.dimensions();
   const int64_t T = dims[0], B = dims[1], I = dims[2], H = h0.dimensions()[1], G = 4 * H;
-  if (auto e = CheckShapes(T, B, H, dims, I, w.dimensions()); e.failure()) return e;
+  if (auto e = CheckShapes(T, B, H, 4, dims, I, w.dimensions()); e.failure()) return e;
   if (w_ih.dimensions().size() != 2 || w_ih.dimensions()[0] != I || w_ih.dimensions()[1] != G ||
       bias.element_count() != static_cast<size_t>(G))
     return ffi::Error::InvalidArgument("mir_jax LSTM kernel: inconsistent input weights");
@@ -144,11 +42,11 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_ih, ffi::Bu
   float* c = c_out->typed_data();
   std::memcpy(h, h0.typed_data(), sizeof(float) * B * H);
   std::memcpy(c, c0.typed_data(), sizeof(float) * B * H);
-  const int ldz = Padded(G);
-  std::vector<float> z(B * ldz);
   Packed wih, whh;
-  wih.Pack(I, G, w_ih.typed_data(), G, 1);
-  whh.Pack(H, G, w.typed_data(), G, 1);
+  wih.Pack(I, G, kPanel, w_ih.typed_data(), G, 1);
+  whh.Pack(H, G, kPanel, w.typed_data(), G, 1);
+  const int ldz = whh.padded();
+  std::vector<float> z(B * ldz);
   for (int64_t t = 0; t < T; ++t) {
     if (kSave) {
       std::memcpy(h_prev->typed_data() + t * B * H, h, sizeof(float) * B * H);
@@ -216,10 +114,10 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
                     ffi::ResultBuffer<ffi::F32> dc_out) {
   const auto dims = acts.dimensions();
   const int64_t T = dims[0], B = dims[1], G = dims[2], H = G / 4;
-  if (auto e = CheckShapes(T, B, H, dims, G, w.dimensions()); e.failure()) return e;
+  if (auto e = CheckShapes(T, B, H, 4, dims, G, w.dimensions()); e.failure()) return e;
   Packed wt;  // W_hh^T (4H, H)
-  wt.Pack(G, H, w.typed_data(), 1, G);
-  const int ldn = Padded(H);
+  wt.Pack(G, H, kPanel, w.typed_data(), 1, G);
+  const int ldn = wt.padded();
   float* dh = dh_out->typed_data();
   float* dc = dc_out->typed_data();
   std::memcpy(dh, dh_last.typed_data(), sizeof(float) * B * H);

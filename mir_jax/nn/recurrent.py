@@ -55,24 +55,24 @@ def _fast(cell: Cell, impl: str) -> bool:
 
 
 def _native(cell: Cell, impl: str, dtype) -> bool:
-  """Whether the LSTM runs on the native CPU kernel (:mod:`mir_jax.kernels`).
+  """Whether the layer runs on the native CPU kernels (:mod:`mir_jax.kernels`).
 
-  'auto' takes it for a float32 LSTM on the CPU backend where the kernel built;
-  'native' insists and says why when it cannot.
+  'auto' takes them for a float32 LSTM or GRU on the CPU backend where they
+  built; 'native' insists and says why when it cannot.
   """
   if impl not in ('auto', 'native'):
     return False
   reason = None
-  if cell.name != 'lstm':
-    reason = f'the native kernel runs LSTMs only, not {cell.name!r}'
+  if cell.name not in ('lstm', 'gru'):
+    reason = f'the native kernels run LSTMs and GRUs only, not {cell.name!r}'
   elif dtype != jnp.float32:
-    reason = f'the native kernel runs float32 only, not {jnp.dtype(dtype).name}'
+    reason = f'the native kernels run float32 only, not {jnp.dtype(dtype).name}'
   elif jax.default_backend() != 'cpu':
-    reason = f'the native kernel runs on the CPU only, not {jax.default_backend()}'
+    reason = f'the native kernels run on the CPU only, not {jax.default_backend()}'
   else:
     from mir_jax import kernels  # pylint: disable=import-outside-toplevel
     if not kernels.available():
-      reason = 'the native kernel did not build (see the warning above)'
+      reason = 'the native kernels did not build (see the warning above)'
   if reason and impl == 'native':
     raise ValueError(f"impl='native': {reason}")
   return reason is None
@@ -154,13 +154,13 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
     initial_carry: defaults to zeros.
     unroll: ``lax.scan`` unroll factor (1 is fastest on CPU for fwd+bwd).
     compute_dtype: optional dtype for the computation (params are cast to it).
-    impl: 'auto' takes the fastest path a cell has: a float32 LSTM on the CPU
-      runs the native kernel (:mod:`mir_jax.kernels`, where it built); other
-      LSTMs and GRUs the fused layers with a hand-written backward pass
-      (:mod:`mir_jax.nn.fused`), with the input projection placed by shape.
-      'native' forces the kernel (an error where it cannot run); 'in_loop' /
-      'hoisted' force the fused layer and that choice; 'scan' always
-      differentiates the generic scan (the reference the fast paths match).
+    impl: 'auto' takes the fastest path a cell has: a float32 LSTM or GRU on
+      the CPU runs the native kernels (:mod:`mir_jax.kernels`, where they
+      built); other LSTMs and GRUs the fused layers with a hand-written
+      backward pass (:mod:`mir_jax.nn.fused`), with the input projection
+      placed by shape. 'native' forces the kernels (an error where they cannot
+      run); 'in_loop' / 'hoisted' force the fused layer and that choice; 'scan'
+      always differentiates the generic scan (the reference the fast paths match).
 
   Returns:
     ``(outputs, final_carry)``: outputs (B, T, H), zero past each length and in
@@ -185,8 +185,9 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
     valid = (jnp.arange(steps)[:, None] < jnp.asarray(lengths)[None, :])[..., None]
 
   if _native(cell, impl, x.dtype):
-    from mir_jax.kernels import lstm as native_lstm  # pylint: disable=import-outside-toplevel
-    hs, final = _split_batch(native_lstm.lstm_layer, params, xs, initial_carry, valid)
+    from mir_jax.kernels import gru, lstm  # pylint: disable=import-outside-toplevel
+    layer = lstm.lstm_layer if cell.name == 'lstm' else gru.gru_layer
+    hs, final = _split_batch(layer, params, xs, initial_carry, valid)
   elif _fast(cell, impl):
     in_loop = impl == 'in_loop' or (impl == 'auto' and _project_in_loop(x.shape, hidden))
     layer = fused.lstm_layer if cell.name == 'lstm' else fused.gru_layer

@@ -75,15 +75,15 @@ def _setup(name, seed=0):
   return p, x
 
 
-# 'native': the LSTM on the C++ kernel (mir_jax.kernels); 'in_loop'/'hoisted': the
+# 'native': the LSTM and GRU on the C++ kernels (mir_jax.kernels); 'in_loop'/'hoisted': the
 # fused LSTM/GRU layers with hand-written backward passes (input projection inside
 # or before the loop); 'scan': autodiff of the generic scan.
 IMPLS = ['native', 'in_loop', 'hoisted', 'scan']
 
 
 def _skip_native(name, impl):
-  if impl == 'native' and name != 'lstm':
-    pytest.skip('the native kernel runs LSTMs only')
+  if impl == 'native' and name not in ('lstm', 'gru'):
+    pytest.skip('the native kernels run LSTMs and GRUs only')
 
 
 @pytest.mark.parametrize('impl', IMPLS)

@@ -1,0 +1,59 @@
+"""The GRU layer on the native CPU kernel (float32), with its backward pass.
+
+Same contract as :func:`mir_jax.nn.fused.gru_layer`, its reference in the
+tests; see :mod:`mir_jax.kernels.lstm` for the split between the C++ loops
+and the XLA products.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mir_jax.kernels.lstm import _call, _mask
+
+
+def _forward(params, xs, h0, valid, save):
+  steps, batch, _ = xs.shape
+  hidden = h0.shape[-1]
+  like = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  outs = [like(steps, batch, hidden), like(batch, hidden)]
+  if save:
+    outs += [like(steps, batch, 4 * hidden), like(steps, batch, hidden)]
+  name = 'mir_jax_gru_forward_train' if save else 'mir_jax_gru_forward'
+  return _call(name, tuple(outs), xs, params['w_ih'], params['b'], params['w_hh'],
+               params['b_hh'], h0, _mask(valid, steps, batch))
+
+
+@jax.custom_vjp
+def gru_layer(params, xs, h0, valid):
+  """``(ys (T, B, H), h_T)``; float32 params, inputs and carry."""
+  return tuple(_forward(params, xs, h0, valid, save=False))
+
+
+def _fwd(params, xs, h0, valid):
+  ys, h, acts, h_prev = _forward(params, xs, h0, valid, save=True)
+  return (ys, h), (params, xs, valid, acts, h_prev)
+
+
+def _bwd(saved, cotangents):
+  params, xs, valid, acts, h_prev = saved
+  dys, dh = cotangents
+  steps, batch, inputs = xs.shape
+  gates = jax.ShapeDtypeStruct((steps, batch, 3 * dh.shape[-1]), jnp.float32)
+  d_rec, d_in, dh0 = _call('mir_jax_gru_backward',
+                           (gates, gates, jax.ShapeDtypeStruct(dh.shape, jnp.float32)),
+                           dys, dh, acts, h_prev, _mask(valid, steps, batch), params['w_hh'])
+  rows = steps * batch
+  d_rec2, d_in2 = d_rec.reshape(rows, -1), d_in.reshape(rows, -1)
+  dparams = {
+      'w_ih': xs.reshape(rows, inputs).T @ d_in2,
+      'b': jnp.sum(d_in2, axis=0),
+      'w_hh': h_prev.reshape(rows, -1).T @ d_rec2,
+      'b_hh': jnp.sum(d_rec2, axis=0),
+  }
+  dxs = (d_in2 @ params['w_ih'].T).reshape(xs.shape)
+  return dparams, dxs, dh0, None
+
+
+gru_layer.defvjp(_fwd, _bwd)
