@@ -886,11 +886,12 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
     received.append(signum)
 
   previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-  running: dict[str, tuple] = {}  # name -> (Popen, run, start time, log file, slot, steps left)
+  # name -> (Popen, run, start time, log file, slot, steps left, start of the run's first step)
+  running: dict[str, tuple] = {}
   slots = cpu_slots(parallel) if pin else [None] * parallel
   free = list(range(parallel))
 
-  def launch(label: str, run: Run, steps: list, slot: int) -> None:
+  def launch(label: str, run: Run, steps: list, slot: int, began: float | None = None) -> None:
     (verb, args), rest = steps[0], steps[1:]
     where = f' on CPUs {",".join(map(str, slots[slot]))}' if slots[slot] else ''
     echo(f'{label}: {verb}{where}\n    {shlex.join(["python"] + args)}')
@@ -899,16 +900,17 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
                             stdin=subprocess.DEVNULL, env=dict(env) if env else None,
                             cwd=cwd, start_new_session=True,
                             preexec_fn=_child_setup(slots[slot]))
-    running[run.name] = (proc, run, time.time(), log, slot, rest)
+    now = time.time()
+    running[run.name] = (proc, run, now, log, slot, rest, began or now)
 
   def finish(name: str, returncode: int, interrupted: bool = False) -> None:
-    proc, run, start, log, slot, rest = running.pop(name)
+    proc, run, start, log, slot, rest, began = running.pop(name)
     log.close()
     wall = time.time() - start
     _record(run, run.args(main), {'start': start, 'wall_s': wall, 'returncode': returncode,
                                   'interrupted': interrupted, 'args': proc.args[1:]})
     if returncode == 0 and rest and not interrupted and not received:
-      launch(name, run, rest, slot)  # the next evaluation, in the same slot
+      launch(name, run, rest, slot, began)  # the next evaluation, in the same slot
       return
     free.append(slot)
     free.sort()
@@ -916,7 +918,7 @@ def execute(runs: Sequence[Run], *, main: str, parallel: int = 1,
       return
     if returncode == 0 and run_status(run.workdir, run.eval_prefixes) == 'finished':
       outcomes[name] = 'finished'
-      echo(f'{name}: finished in {wall:.1f} s')
+      echo(f'{name}: finished in {time.time() - began:.1f} s')  # training and evaluations
     else:
       outcomes[name] = 'failed'
       tail = ''

@@ -5,7 +5,9 @@
 Times forward and forward+backward (grads of params and inputs of sum(outputs))
 for unidirectional and bidirectional layers on the shapes (batch, time, input,
 hidden) below, and prints tokens per second (batch * time / s) with ratios.
-Peers: Flax ``nn.RNN(nn.OptimizedLSTMCell)`` / ``nn.Bidirectional`` (``GRUCell``
+"mir_jax" is the layers as the models call them (``impl='auto'``: on the CPU,
+float32 LSTMs and GRUs run the native kernels of :mod:`mir_jax.kernels`);
+``--impls mir_jax_in_loop`` shows the pure-JAX fused layers beside them. Peers: Flax ``nn.RNN(nn.OptimizedLSTMCell)`` / ``nn.Bidirectional`` (``GRUCell``
 for --cells gru) and PyTorch ``nn.LSTM`` / ``nn.GRU`` limited to --torch-threads
 threads. PyTorch is optional: without it the script says so and skips it.
 
@@ -39,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mir_jax import kernels
 from mir_jax.nn import cells, recurrent
 from mir_jax.train import sharding
 
@@ -63,6 +66,17 @@ def _interleaved_medians(fns: dict, repeats: int, min_time: float) -> dict:
       times[name].append(time.perf_counter() - t0)
     rounds += 1
   return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _cpu_model() -> str:
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
 
 
 def _block(tree):
@@ -166,10 +180,11 @@ def main(argv=None):
   parser.add_argument('--directions', default='uni,bi')
   parser.add_argument('--modes', default='fwd,fwd+bwd')
   parser.add_argument('--impls', default='mir_jax,flax,torch',
-                      help='any of mir_jax,flax,torch; for diagnosis also mir_jax_scan '
-                      '(autodiff of the generic scan), mir_jax_in_loop, mir_jax_hoisted '
-                      '(where the fused layers project their inputs), mir_jax_vmap '
-                      '(bidirectional as one vmapped loop)')
+                      help='any of mir_jax,flax,torch; for diagnosis also mir_jax_native '
+                      '(the C++ kernels), mir_jax_scan (autodiff of the generic scan), '
+                      'mir_jax_in_loop, mir_jax_hoisted (the pure-JAX fused layers, and where '
+                      'they project their inputs), mir_jax_vmap (bidirectional as one '
+                      'vmapped loop)')
   parser.add_argument('--torch-threads', type=int, default=2)
   parser.add_argument('--host-devices', type=int, default=0,
                       help='XLA host devices to split the CPU into (0: one per core, as '
@@ -199,7 +214,8 @@ def main(argv=None):
   if args.shapes:
     shapes = [tuple(int(v) for v in shape.split(',')) for shape in args.shapes.split(';')]
   machine = {
-      'platform': platform.platform(), 'processor': platform.processor(),
+      'platform': platform.platform(), 'processor': _cpu_model(),
+      'native_kernels': kernels.available(),
       'cpu_count': os.cpu_count(), 'jax': jax.__version__,
       'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
       'host_devices': mesh.size,

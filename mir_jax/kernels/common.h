@@ -47,22 +47,36 @@ struct Packed {
   int padded() const { return panels * width; }
 };
 
-// C[r, 0:16 NV] += A[r, :] @ panel for R rows.
+// C[r, 0:16 NV] += A[r, :] @ panel for R rows. With few rows, even and odd k
+// accumulate separately: R * NV chains are too few to cover the FMA latency.
 template <int R, int NV>
 inline void Block(int K, const float* A, int lda, const float* panel, float* C, int ldc) {
-  v16 acc[R][NV];
+  constexpr int S = R * NV < 16 ? 2 : 1;
+  v16 acc[S][R][NV];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = load(C + r * ldc + 16 * v);
-  for (int k = 0; k < K; ++k) {
-    v16 w[NV];
-    for (int v = 0; v < NV; ++v) w[v] = load(panel + (k * NV + v) * 16);
-    for (int r = 0; r < R; ++r) {
-      const v16 a = A[r * lda + k] - (v16){};
-      for (int v = 0; v < NV; ++v) acc[r][v] += a * w[v];
+    for (int v = 0; v < NV; ++v) {
+      acc[0][r][v] = load(C + r * ldc + 16 * v);
+      if (S == 2) acc[S - 1][r][v] = (v16){};
     }
-  }
+  int k = 0;
+  for (; k + S <= K; k += S)
+    for (int s = 0; s < S; ++s) {
+      v16 w[NV];
+      for (int v = 0; v < NV; ++v) w[v] = load(panel + ((k + s) * NV + v) * 16);
+      for (int r = 0; r < R; ++r) {
+        const v16 a = A[r * lda + k + s] - (v16){};
+        for (int v = 0; v < NV; ++v) acc[s][r][v] += a * w[v];
+      }
+    }
+  for (; k < K; ++k)
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v)
+        acc[0][r][v] += (A[r * lda + k] - (v16){}) * load(panel + (k * NV + v) * 16);
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) store(C + r * ldc + 16 * v, acc[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      if (S == 2) acc[0][r][v] += acc[S - 1][r][v];
+      store(C + r * ldc + 16 * v, acc[0][r][v]);
+    }
 }
 
 template <int R, int NV>
