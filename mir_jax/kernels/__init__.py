@@ -42,7 +42,8 @@ _TARGETS = {  # FFI target name -> symbol in the library
 }
 
 
-def _compiler() -> str | None:
+def find_compiler() -> str | None:
+  """The C++ compiler the build uses: $CXX, else g++ or c++ on PATH; None if none."""
   for name in (os.environ.get('CXX'), 'g++', 'c++'):
     if name and shutil.which(name):
       return shutil.which(name)
@@ -70,7 +71,7 @@ def build(compiler: str | None = None, cache_dir: str | None = None) -> str:
 
   Raises RuntimeError naming the compiler and its output when the build fails.
   """
-  compiler = compiler or _compiler()
+  compiler = compiler or find_compiler()
   if compiler is None:
     raise RuntimeError('no C++ compiler found (set $CXX, or install g++)')
   here = os.path.dirname(__file__)

@@ -1,7 +1,5 @@
 """The native CPU LSTM and GRU kernels (mir_jax.kernels) against the pure-JAX fused layers."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,20 +96,6 @@ def test_vmap_over_the_kernel_equals_a_loop():
   for d in range(2):
     q = jax.tree.map(lambda a, d=d: a[d], ps)
     np.testing.assert_allclose(ys[d], native_lstm.lstm_layer(q, xs, carry, valid)[0], atol=1e-6)
-
-
-def test_build_is_cached_and_atomic(tmp_path):
-  path = kernels.build(cache_dir=str(tmp_path))
-  stamp = os.stat(path).st_mtime_ns
-  assert kernels.build(cache_dir=str(tmp_path)) == path  # cached: not rebuilt
-  assert os.stat(path).st_mtime_ns == stamp
-  assert os.listdir(tmp_path) == [os.path.basename(path)]  # no temporary left behind
-
-
-def test_a_failing_compiler_is_reported_and_leaves_nothing(tmp_path):
-  with pytest.raises(RuntimeError, match='building the native kernels failed'):
-    kernels.build(compiler='/bin/false', cache_dir=str(tmp_path))
-  assert not os.listdir(tmp_path)
 
 
 def test_switched_off_by_environment(monkeypatch):

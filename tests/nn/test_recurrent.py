@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mir_jax import kernels
 from mir_jax.nn import cells, recurrent
 
 jax.config.update('jax_enable_x64', False)
@@ -84,6 +85,8 @@ IMPLS = ['native', 'in_loop', 'hoisted', 'scan']
 def _skip_native(name, impl):
   if impl == 'native' and name not in ('lstm', 'gru'):
     pytest.skip('the native kernels run LSTMs and GRUs only')
+  if impl == 'native' and not kernels.available():
+    pytest.skip('the native kernels did not build here')
 
 
 @pytest.mark.parametrize('impl', IMPLS)
