@@ -54,7 +54,7 @@ def _fast(cell: Cell, impl: str) -> bool:
   return impl != 'scan' and cell.name in ('lstm', 'gru')
 
 
-def _native(cell: Cell, impl: str, dtype) -> bool:
+def _native(cell: Cell, impl: str, arrays) -> bool:
   """Whether the layer runs on the native CPU kernels (:mod:`mir_jax.kernels`).
 
   'auto' takes them for a float32 LSTM or GRU on the CPU backend where they
@@ -65,8 +65,9 @@ def _native(cell: Cell, impl: str, dtype) -> bool:
   reason = None
   if cell.name not in ('lstm', 'gru'):
     reason = f'the native kernels run LSTMs and GRUs only, not {cell.name!r}'
-  elif dtype != jnp.float32:
-    reason = f'the native kernels run float32 only, not {jnp.dtype(dtype).name}'
+  elif any(a.dtype != jnp.float32 for a in jax.tree_util.tree_leaves(arrays)):
+    other = next(a.dtype for a in jax.tree_util.tree_leaves(arrays) if a.dtype != jnp.float32)
+    reason = f'the native kernels run float32 only, not {jnp.dtype(other).name}'
   elif jax.default_backend() != 'cpu':
     reason = f'the native kernels run on the CPU only, not {jax.default_backend()}'
   else:
@@ -184,7 +185,7 @@ def rnn(cell: str | Cell, params: Params, x: jax.Array, lengths: jax.Array | Non
   if lengths is not None:
     valid = (jnp.arange(steps)[:, None] < jnp.asarray(lengths)[None, :])[..., None]
 
-  if _native(cell, impl, x.dtype):
+  if _native(cell, impl, (params, x, initial_carry)):
     from mir_jax.kernels import gru, lstm  # pylint: disable=import-outside-toplevel
     layer = lstm.lstm_layer if cell.name == 'lstm' else gru.gru_layer
     hs, final = _split_batch(layer, params, xs, initial_carry, valid)
