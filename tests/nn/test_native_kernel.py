@@ -41,10 +41,12 @@ def _loss(layer, valid):
   return loss
 
 
-# Batches that exercise every row-block tail (the kernel blocks 8 or 3 rows) and
-# widths around the 32-column panels.
+# Row-block tails (the kernel blocks 8 rows with AVX-512, 3 without: batches 1, 7
+# and 11 leave 1, 7 and 3 rows; 7 and 11 leave 1 and 2 of 3) and the 32-column
+# panels (LSTM 4H = 20, 148, 256; GRU 3H = 15, 111, 192; backward H = 5, 37, 64:
+# one padded panel, a partial last panel, exact panels).
 @pytest.mark.parametrize('batch,steps,inputs,hidden', [
-    (1, 9, 3, 5), (3, 20, 7, 8), (7, 15, 16, 37), (11, 12, 5, 64), (16, 8, 40, 33)])
+    (1, 9, 3, 5), (7, 15, 16, 37), (11, 12, 5, 64)])
 @pytest.mark.parametrize('masked', [False, True])
 @pytest.mark.parametrize('cell', ['lstm', 'gru'])
 def test_kernel_equals_fused_layer(cell, batch, steps, inputs, hidden, masked):
