@@ -5,7 +5,8 @@ machine's C++ compiler (``$CXX``, else ``g++`` or ``c++``) against the XLA FFI
 headers that jaxlib ships, so installing needs nothing beyond PyPI. The
 library is cached under ``$MIR_JAX_KERNEL_CACHE`` (default
 ``~/.cache/mir_jax/kernels``), keyed by the source, jax's version, the compiler
-and the CPU's instruction sets (it is built with ``-march=native``), and
+and the CPU's instruction sets (it is built with ``-march=native``, or
+``-march=$MIR_JAX_KERNEL_MARCH``), and
 written atomically, so concurrent processes and a crash mid-build leave no
 broken file behind.
 
@@ -30,8 +31,15 @@ import jax
 
 _SOURCES = ('lstm_cpu.cc', 'gru_cpu.cc')
 _HEADERS = ('common.h',)
-_FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512', '-std=c++17', '-shared', '-fPIC',
-          '-fno-math-errno')
+_FLAGS = ('-O3', '-std=c++17', '-shared', '-fPIC', '-fno-math-errno')
+
+
+def _target_flags() -> tuple[str, ...]:
+  # $MIR_JAX_KERNEL_MARCH (e.g. x86-64-v3) builds for machines other than this one.
+  flags = ('-march=' + os.environ.get('MIR_JAX_KERNEL_MARCH', 'native'),)
+  if platform.machine() in ('x86_64', 'AMD64'):
+    flags += ('-mprefer-vector-width=512',)  # GCC's default is 256 even with AVX-512
+  return flags
 _TARGETS = {  # FFI target name -> symbol in the library
     'mir_jax_lstm_forward': 'MirLstmForward',
     'mir_jax_lstm_forward_train': 'MirLstmForwardTrain',
@@ -82,7 +90,8 @@ def build(compiler: str | None = None, cache_dir: str | None = None) -> str:
       key.update(f.read())
   version = subprocess.run([compiler, '--version'], capture_output=True, text=True,
                            check=False).stdout
-  for part in (jax.__version__, compiler, version, ' '.join(_FLAGS), _cpu_flags(),
+  flags = (*_FLAGS, *_target_flags())
+  for part in (jax.__version__, compiler, version, ' '.join(flags), _cpu_flags(),
                platform.machine()):
     key.update(part.encode())
   cache_dir = cache_dir or _cache_dir()
@@ -93,7 +102,7 @@ def build(compiler: str | None = None, cache_dir: str | None = None) -> str:
   fd, tmp = tempfile.mkstemp(suffix='.so', dir=cache_dir)
   os.close(fd)
   try:
-    cmd = [compiler, *_FLAGS, f'-I{jax.ffi.include_dir()}', *sources, '-o', tmp]
+    cmd = [compiler, *flags, f'-I{jax.ffi.include_dir()}', *sources, '-o', tmp]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
       raise RuntimeError(f'building the native kernels failed ({" ".join(cmd)}):\n'

@@ -20,13 +20,14 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 inline v16 load(const float* p) { return *reinterpret_cast<const v16*>(p); }
 inline void store(float* p, v16 v) { *reinterpret_cast<v16*>(p) = v; }
 
-// Register blocks of rows x (16 * NV) columns of accumulators: 16 zmm with
-// AVX-512 (8 x 32), 12 ymm with AVX2 (3 x 32).
+// Register blocks of rows x (16 * NV) columns of accumulators: 8 x 32 (16 zmm)
+// with AVX-512's 32 registers, 3 x 32 (12 ymm) with AVX2's 16.
 #if defined(__AVX512F__)
-template <int NV> constexpr int kRows = 16 / NV;
+constexpr int kRegsPerV16 = 1, kAccumulatorRegs = 16;
 #else
-template <int NV> constexpr int kRows = 6 / NV;
+constexpr int kRegsPerV16 = 2, kAccumulatorRegs = 12;
 #endif
+template <int NV> constexpr int kRows = kAccumulatorRegs / (NV * kRegsPerV16);
 
 // A weight matrix (K, N) in panels of `width` columns, each panel's K rows
 // contiguous (zero-padded past N), so the product's inner loop streams
@@ -48,10 +49,11 @@ struct Packed {
 };
 
 // C[r, 0:16 NV] += A[r, :] @ panel for R rows. With few rows, even and odd k
-// accumulate separately: R * NV chains are too few to cover the FMA latency.
+// accumulate separately (where the registers allow): R * NV chains are too few
+// to cover the FMA latency.
 template <int R, int NV>
 inline void Block(int K, const float* A, int lda, const float* panel, float* C, int ldc) {
-  constexpr int S = R * NV < 16 ? 2 : 1;
+  constexpr int S = 2 * R * NV * kRegsPerV16 <= kAccumulatorRegs ? 2 : 1;
   v16 acc[S][R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) {
@@ -103,7 +105,7 @@ void GemmPanels(int B, const float* A, int lda, const Packed& M, float* C, int l
 // M.padded() (the padding columns receive zeros). Panels outside, rows
 // inside: each panel is read from memory once and then from cache. 32-column
 // panels (8-row blocks) beat 64-column ones (4-row blocks) on every benchmark
-// shape, batch 4 included, on the 2-core CPU.
+// shape, batch 4 included (AVX-512, one core).
 constexpr int kPanel = 32;
 inline void GemmAcc(int B, const float* A, int lda, const Packed& M, float* C, int ldc) {
   GemmPanels<kPanel / 16>(B, A, lda, M, C, ldc);
