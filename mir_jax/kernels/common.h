@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -13,6 +14,9 @@
 namespace ffi = xla::ffi;
 
 namespace mir_jax_kernels {
+
+using F32 = ffi::Buffer<ffi::F32>;
+using Out = ffi::ResultBuffer<ffi::F32>;
 
 // 16 floats; GCC lowers it to one zmm register with AVX-512, two ymm with AVX2.
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
@@ -143,6 +147,16 @@ inline ffi::Error CheckShapes(int64_t T, int64_t B, int64_t H, int64_t gates,
   if (seq.size() != 3 || w.size() != 2 || w[0] != H || w[1] != gates * H || seq[0] != T ||
       seq[1] != B || seq[2] != seq_last)
     return ffi::Error::InvalidArgument("mir_jax recurrent kernel: inconsistent shapes");
+  return ffi::Error::Success();
+}
+
+// The input weights (I, gates * H) and each bias (gates * H).
+inline ffi::Error CheckInputWeights(int64_t I, int64_t G, const F32& w_ih,
+                                    std::initializer_list<const F32*> biases) {
+  const auto d = w_ih.dimensions();
+  bool ok = d.size() == 2 && d[0] == I && d[1] == G;
+  for (const F32* b : biases) ok = ok && b->element_count() == static_cast<size_t>(G);
+  if (!ok) return ffi::Error::InvalidArgument("mir_jax recurrent kernel: inconsistent input weights");
   return ffi::Error::Success();
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mir_jax.kernels.lstm import _call, _mask
+from mir_jax.kernels.lstm import call, mask
 
 
 def _forward(params, xs, h0, valid, save):
@@ -21,8 +21,8 @@ def _forward(params, xs, h0, valid, save):
   if save:
     outs += [like(steps, batch, 4 * hidden), like(steps, batch, hidden)]
   name = 'mir_jax_gru_forward_train' if save else 'mir_jax_gru_forward'
-  return _call(name, tuple(outs), xs, params['w_ih'], params['b'], params['w_hh'],
-               params['b_hh'], h0, _mask(valid, steps, batch))
+  return call(name, tuple(outs), xs, params['w_ih'], params['b'], params['w_hh'],
+               params['b_hh'], h0, mask(valid, steps, batch))
 
 
 @jax.custom_vjp
@@ -41,9 +41,9 @@ def _bwd(saved, cotangents):
   dys, dh = cotangents
   steps, batch, inputs = xs.shape
   gates = jax.ShapeDtypeStruct((steps, batch, 3 * dh.shape[-1]), jnp.float32)
-  d_rec, d_in, dh0 = _call('mir_jax_gru_backward',
+  d_rec, d_in, dh0 = call('mir_jax_gru_backward',
                            (gates, gates, jax.ShapeDtypeStruct(dh.shape, jnp.float32)),
-                           dys, dh, acts, h_prev, _mask(valid, steps, batch), params['w_hh'])
+                           dys, dh, acts, h_prev, mask(valid, steps, batch), params['w_hh'])
   rows = steps * batch
   d_rec2, d_in2 = d_rec.reshape(rows, -1), d_in.reshape(rows, -1)
   dparams = {

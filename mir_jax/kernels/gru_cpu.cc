@@ -17,19 +17,13 @@ using namespace mir_jax_kernels;  // NOLINT
 
 namespace {
 
-using F32 = ffi::Buffer<ffi::F32>;
-using Out = ffi::ResultBuffer<ffi::F32>;
-
 template <bool kSave>
 ffi::Error Forward(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask, Out ys,
                    Out h_out, Out acts, Out h_prev) {
   const auto dims = xs.dimensions();
   const int64_t T = dims[0], B = dims[1], I = dims[2], H = h0.dimensions()[1], G = 3 * H;
   if (auto e = CheckShapes(T, B, H, 3, dims, I, w.dimensions()); e.failure()) return e;
-  if (w_ih.dimensions().size() != 2 || w_ih.dimensions()[0] != I || w_ih.dimensions()[1] != G ||
-      bias.element_count() != static_cast<size_t>(G) ||
-      b_hh.element_count() != static_cast<size_t>(G))
-    return ffi::Error::InvalidArgument("mir_jax GRU kernel: inconsistent input weights");
+  if (auto e = CheckInputWeights(I, G, w_ih, {&bias, &b_hh}); e.failure()) return e;
   float* h = h_out->typed_data();
   std::memcpy(h, h0.typed_data(), sizeof(float) * B * H);
   Packed wih, whh;
@@ -139,40 +133,15 @@ ffi::Error Backward(F32 dys, F32 dh_last, F32 acts, F32 h_prev, F32 mask, F32 w,
 
 }  // namespace
 
+// Arguments and results in the order of the functions above (acts: r, z, n and
+// h @ W_hn + b_hn per step).
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirGruForward, ForwardInfer,
-                              ffi::Ffi::Bind()
-                                  .Arg<F32>()  // xs
-                                  .Arg<F32>()  // w_ih
-                                  .Arg<F32>()  // b
-                                  .Arg<F32>()  // w_hh
-                                  .Arg<F32>()  // b_hh
-                                  .Arg<F32>()  // h0
-                                  .Arg<F32>()  // mask
-                                  .Ret<F32>()  // ys
-                                  .Ret<F32>());  // h_T
-
+                              ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirGruForwardTrain, ForwardTrain,
-                              ffi::Ffi::Bind()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Ret<F32>()
-                                  .Ret<F32>()
-                                  .Ret<F32>()    // acts: r, z, n, h @ W_hn + b_hn
-                                  .Ret<F32>());  // h_prev
-
+                              ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
+                                  .Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirGruBackward, Backward,
-                              ffi::Ffi::Bind()
-                                  .Arg<F32>()  // dys
-                                  .Arg<F32>()  // dh_T
-                                  .Arg<F32>()  // acts
-                                  .Arg<F32>()  // h_prev
-                                  .Arg<F32>()  // mask
-                                  .Arg<F32>()  // w_hh
-                                  .Ret<F32>()  // d_rec
-                                  .Ret<F32>()  // d_in
-                                  .Ret<F32>());  // dh_0
+                              ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>().Ret<F32>());

@@ -13,13 +13,15 @@ import jax
 import jax.numpy as jnp
 
 
-def _mask(valid, steps, batch):
+def mask(valid, steps, batch):
+  """The kernels' (T, B) float mask, 1 = valid, from the layers' (T, B, 1) bool or None."""
   if valid is None:
     return jnp.ones((steps, batch), jnp.float32)
   return valid[..., 0].astype(jnp.float32)
 
 
-def _call(name, outs, *args):
+def call(name, outs, *args):
+  """Calls FFI target ``name`` (vmapped by a loop over the batch of calls)."""
   return jax.ffi.ffi_call(name, outs, vmap_method='sequential')(*args)
 
 
@@ -32,8 +34,8 @@ def _forward(params, xs, carry, valid, save):
   if save:
     outs += [like(steps, batch, 4 * hidden)] + [like(steps, batch, hidden)] * 3
   name = 'mir_jax_lstm_forward_train' if save else 'mir_jax_lstm_forward'
-  return _call(name, tuple(outs), xs, params['w_ih'], params['b'], params['w_hh'], h0, c0,
-               _mask(valid, steps, batch))
+  return call(name, tuple(outs), xs, params['w_ih'], params['b'], params['w_hh'], h0, c0,
+               mask(valid, steps, batch))
 
 
 @jax.custom_vjp
@@ -53,8 +55,8 @@ def _bwd(saved, cotangents):
   dys, (dh, dc) = cotangents
   steps, batch, inputs = xs.shape
   like = lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32)
-  das, dh0, dc0 = _call('mir_jax_lstm_backward', (like(acts), like(dh), like(dc)),
-                        dys, dh, dc, acts, tcs, c_prev, _mask(valid, steps, batch),
+  das, dh0, dc0 = call('mir_jax_lstm_backward', (like(acts), like(dh), like(dc)),
+                        dys, dh, dc, acts, tcs, c_prev, mask(valid, steps, batch),
                         params['w_hh'])
   rows = steps * batch
   da2 = das.reshape(rows, -1)

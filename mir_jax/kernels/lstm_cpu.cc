@@ -25,19 +25,17 @@ using namespace mir_jax_kernels;  // NOLINT
 namespace {
 
 template <bool kSave>
-ffi::Error Forward(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_ih, ffi::Buffer<ffi::F32> bias,
-                   ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> h0,
-                   ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> mask,
-                   ffi::ResultBuffer<ffi::F32> ys, ffi::ResultBuffer<ffi::F32> h_out,
-                   ffi::ResultBuffer<ffi::F32> c_out, ffi::ResultBuffer<ffi::F32> acts,
-                   ffi::ResultBuffer<ffi::F32> tcs, ffi::ResultBuffer<ffi::F32> h_prev,
-                   ffi::ResultBuffer<ffi::F32> c_prev) {
+ffi::Error Forward(F32 xs, F32 w_ih, F32 bias,
+                   F32 w, F32 h0,
+                   F32 c0, F32 mask,
+                   Out ys, Out h_out,
+                   Out c_out, Out acts,
+                   Out tcs, Out h_prev,
+                   Out c_prev) {
   const auto dims = xs.dimensions();
   const int64_t T = dims[0], B = dims[1], I = dims[2], H = h0.dimensions()[1], G = 4 * H;
   if (auto e = CheckShapes(T, B, H, 4, dims, I, w.dimensions()); e.failure()) return e;
-  if (w_ih.dimensions().size() != 2 || w_ih.dimensions()[0] != I || w_ih.dimensions()[1] != G ||
-      bias.element_count() != static_cast<size_t>(G))
-    return ffi::Error::InvalidArgument("mir_jax LSTM kernel: inconsistent input weights");
+  if (auto e = CheckInputWeights(I, G, w_ih, {&bias}); e.failure()) return e;
   float* h = h_out->typed_data();
   float* c = c_out->typed_data();
   std::memcpy(h, h0.typed_data(), sizeof(float) * B * H);
@@ -85,33 +83,33 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_ih, ffi::Bu
   return ffi::Error::Success();
 }
 
-ffi::Error ForwardInfer(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_ih,
-                        ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w,
-                        ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
-                        ffi::Buffer<ffi::F32> mask, ffi::ResultBuffer<ffi::F32> ys,
-                        ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> c_out) {
+ffi::Error ForwardInfer(F32 xs, F32 w_ih,
+                        F32 bias, F32 w,
+                        F32 h0, F32 c0,
+                        F32 mask, Out ys,
+                        Out h_out, Out c_out) {
   return Forward<false>(xs, w_ih, bias, w, h0, c0, mask, ys, h_out, c_out, ys, ys, ys, ys);
 }
 
-ffi::Error ForwardTrain(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_ih,
-                        ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w,
-                        ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
-                        ffi::Buffer<ffi::F32> mask, ffi::ResultBuffer<ffi::F32> ys,
-                        ffi::ResultBuffer<ffi::F32> h_out, ffi::ResultBuffer<ffi::F32> c_out,
-                        ffi::ResultBuffer<ffi::F32> acts, ffi::ResultBuffer<ffi::F32> tcs,
-                        ffi::ResultBuffer<ffi::F32> h_prev, ffi::ResultBuffer<ffi::F32> c_prev) {
+ffi::Error ForwardTrain(F32 xs, F32 w_ih,
+                        F32 bias, F32 w,
+                        F32 h0, F32 c0,
+                        F32 mask, Out ys,
+                        Out h_out, Out c_out,
+                        Out acts, Out tcs,
+                        Out h_prev, Out c_prev) {
   return Forward<true>(xs, w_ih, bias, w, h0, c0, mask, ys, h_out, c_out, acts, tcs, h_prev, c_prev);
 }
 
 // The backward recurrence: carries (dh, dc) back through time and emits each
 // step's gate pre-activation gradient da (T, B, 4H); the weight and input
 // gradients are products of da outside (in XLA).
-ffi::Error Backward(ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
-                    ffi::Buffer<ffi::F32> dc_last, ffi::Buffer<ffi::F32> acts,
-                    ffi::Buffer<ffi::F32> tcs, ffi::Buffer<ffi::F32> c_prev,
-                    ffi::Buffer<ffi::F32> mask, ffi::Buffer<ffi::F32> w,
-                    ffi::ResultBuffer<ffi::F32> das, ffi::ResultBuffer<ffi::F32> dh_out,
-                    ffi::ResultBuffer<ffi::F32> dc_out) {
+ffi::Error Backward(F32 dys, F32 dh_last,
+                    F32 dc_last, F32 acts,
+                    F32 tcs, F32 c_prev,
+                    F32 mask, F32 w,
+                    Out das, Out dh_out,
+                    Out dc_out) {
   const auto dims = acts.dimensions();
   const int64_t T = dims[0], B = dims[1], G = dims[2], H = G / 4;
   if (auto e = CheckShapes(T, B, H, 4, dims, G, w.dimensions()); e.failure()) return e;
@@ -162,46 +160,16 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> dys, ffi::Buffer<ffi::F32> dh_last,
 
 }  // namespace
 
+// Arguments and results in the order of the functions above.
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirLstmForward, ForwardInfer,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
-
+                              ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
+                                  .Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirLstmForwardTrain, ForwardTrain,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
-
+                              ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirLstmBackward, Backward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                              ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>()
+                                  .Ret<F32>().Ret<F32>());

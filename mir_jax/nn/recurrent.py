@@ -65,9 +65,8 @@ def _native(cell: Cell, impl: str, arrays) -> bool:
   reason = None
   if cell.name not in ('lstm', 'gru'):
     reason = f'the native kernels run LSTMs and GRUs only, not {cell.name!r}'
-  elif any(a.dtype != jnp.float32 for a in jax.tree_util.tree_leaves(arrays)):
-    other = next(a.dtype for a in jax.tree_util.tree_leaves(arrays) if a.dtype != jnp.float32)
-    reason = f'the native kernels run float32 only, not {jnp.dtype(other).name}'
+  elif other := [a.dtype for a in jax.tree_util.tree_leaves(arrays) if a.dtype != jnp.float32]:
+    reason = f'the native kernels run float32 only, not {jnp.dtype(other[0]).name}'
   elif jax.default_backend() != 'cpu':
     reason = f'the native kernels run on the CPU only, not {jax.default_backend()}'
   else:
