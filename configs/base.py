@@ -108,6 +108,9 @@ def get_config() -> ml_collections.ConfigDict:
   # CPU: split the machine into this many XLA host devices (0: one per core) and train data
   # parallel over them; the fused LSTM/GRU layers then run one loop per core (README, Speed)
   c.train.host_devices = 1
+  # glibc: one arena that keeps its memory, so XLA's per-step buffers reuse pages instead of
+  # faulting fresh ones in (mir_jax/train/malloc.py; README, Speed); False = glibc's defaults
+  c.train.heap_allocator = True
   c.train.tensorboard = True  # write TensorBoard event files under workdir/tensorboard
 
   c.checkpoint = ml_collections.ConfigDict()  # Orbax checkpoints: interval, retention, best metric

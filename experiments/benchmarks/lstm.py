@@ -21,10 +21,12 @@ speed-up over Flax that a layer running at GEMM peak could show. A ceiling
 below a target ratio means no implementation can reach it in fp32 on this
 machine. ``--no-roofline`` skips the peak measurement.
 
-Allocator: glibc's malloc trims and unmaps large buffers, which slows both JAX
-and PyTorch here; to compare under a heap-friendly allocator, run e.g.
-``MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 python ...``
-(both libraries then run under the same setting, as they share the process).
+Allocator: by default the process runs under the glibc settings the trainer
+applies (``config.train.heap_allocator``, :mod:`mir_jax.train.malloc`: one
+arena that keeps its memory, so large per-call buffers reuse pages instead of
+faulting fresh ones in); every peer shares the process and so the setting.
+``--allocator=default`` keeps glibc's defaults. The JSON records each case's
+median minor page faults per call.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -43,13 +46,17 @@ import numpy as np
 
 from mir_jax import kernels
 from mir_jax.nn import cells, recurrent
-from mir_jax.train import sharding
+from mir_jax.train import malloc, sharding
 
 SHAPES = [(16, 1000, 80, 128), (8, 500, 256, 256), (64, 100, 128, 512)]
 
 
-def _interleaved_medians(fns: dict, repeats: int, min_time: float) -> dict:
-  """Median seconds per call of each function, timed round-robin.
+def _faults() -> int:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _interleaved_medians(fns: dict, repeats: int, min_time: float) -> tuple[dict, dict]:
+  """Median seconds and minor page faults per call of each function, timed round-robin.
 
   Interleaving the implementations spreads drift in machine load and allocator
   state over all of them instead of biasing whichever ran in a quiet moment.
@@ -57,15 +64,18 @@ def _interleaved_medians(fns: dict, repeats: int, min_time: float) -> dict:
   for fn in fns.values():
     fn()  # warm-up (compilation, allocator)
   times = {name: [] for name in fns}
+  faults = {name: [] for name in fns}
   start = time.perf_counter()
   rounds = 0
   while rounds < repeats or (time.perf_counter() - start < min_time and rounds < 50):
     for name, fn in fns.items():
-      t0 = time.perf_counter()
+      f0, t0 = _faults(), time.perf_counter()
       fn()
       times[name].append(time.perf_counter() - t0)
+      faults[name].append(_faults() - f0)
     rounds += 1
-  return {name: statistics.median(t) for name, t in times.items()}
+  return ({name: statistics.median(t) for name, t in times.items()},
+          {name: statistics.median(f) for name, f in faults.items()})
 
 
 def _cpu_model() -> str:
@@ -186,6 +196,9 @@ def main(argv=None):
                       'they project their inputs), mir_jax_vmap (bidirectional as one '
                       'vmapped loop)')
   parser.add_argument('--torch-threads', type=int, default=2)
+  parser.add_argument('--allocator', choices=('heap', 'default'), default='heap',
+                      help="heap: the trainer's glibc settings (mir_jax.train.malloc), for "
+                      "every peer in the process; default: glibc's own")
   parser.add_argument('--host-devices', type=int, default=0,
                       help='XLA host devices to split the CPU into (0: one per core, as '
                       'config train.host_devices=0); mir_jax runs its batch split over them as '
@@ -199,6 +212,7 @@ def main(argv=None):
                       help='keep timing a case (all implementations, round-robin) for at '
                       'least this many seconds')
   args = parser.parse_args(argv)
+  heap = args.allocator == 'heap' and malloc.use_heap_allocator()  # before any library allocates
   count = sharding.use_host_devices(args.host_devices, key='--host-devices')
   mesh = sharding.make_mesh(jax.devices()[:1 if args.host_devices == 1 else count])
 
@@ -219,6 +233,7 @@ def main(argv=None):
       'cpu_count': os.cpu_count(), 'jax': jax.__version__,
       'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
       'host_devices': mesh.size,
+      'allocator': ('heap: ' + json.dumps(malloc.SETTINGS)) if heap else 'glibc default',
       'allocator_env': {k: v for k, v in os.environ.items() if k.startswith('MALLOC_')
                         or k == 'LD_PRELOAD'},
   }
@@ -256,7 +271,7 @@ def main(argv=None):
           elif impl == 'torch':
             fns[impl] = torch_fns(cell, bidir, x_np, args.torch_threads)
         for mode in args.modes.split(','):
-          seconds = _interleaved_medians(
+          seconds, faults = _interleaved_medians(
               {impl: (fwd if mode == 'fwd' else bwd) for impl, (fwd, bwd) in fns.items()},
               args.repeats, args.min_time)
           rate = {impl: batch * steps / s for impl, s in seconds.items()}
@@ -270,6 +285,7 @@ def main(argv=None):
                                    else None,
                 'case': case, 'cell': cell, 'shape': list(shape), 'direction': direction,
                 'mode': mode, 'impl': impl, 'tokens_per_s': tps,
+                'minor_faults_per_call': faults[impl],
                 'ratio_vs_torch': tps / rate['torch'] if 'torch' in rate else None,
                 'ratio_vs_flax': tps / rate['flax'] if 'flax' in rate else None,
             })

@@ -19,7 +19,7 @@ def _forward(params, xs, h0, valid, save):
   like = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   outs = [like(steps, batch, hidden), like(batch, hidden)]
   if save:
-    outs += [like(steps, batch, 4 * hidden), like(steps, batch, hidden)]
+    outs += [like(steps, batch, 3 * hidden)] + [like(steps, batch, hidden)] * 2
   name = 'mir_jax_gru_forward_train' if save else 'mir_jax_gru_forward'
   return call(name, tuple(outs), xs, params['w_ih'], params['b'], params['w_hh'],
                params['b_hh'], h0, mask(valid, steps, batch))
@@ -32,18 +32,19 @@ def gru_layer(params, xs, h0, valid):
 
 
 def _fwd(params, xs, h0, valid):
-  ys, h, acts, h_prev = _forward(params, xs, h0, valid, save=True)
-  return (ys, h), (params, xs, valid, acts, h_prev)
+  ys, h, acts, rns, h_prev = _forward(params, xs, h0, valid, save=True)
+  return (ys, h), (params, xs, valid, acts, rns, h_prev)
 
 
 def _bwd(saved, cotangents):
-  params, xs, valid, acts, h_prev = saved
+  params, xs, valid, acts, rns, h_prev = saved
   dys, dh = cotangents
   steps, batch, inputs = xs.shape
-  gates = jax.ShapeDtypeStruct((steps, batch, 3 * dh.shape[-1]), jnp.float32)
+  gates = jax.ShapeDtypeStruct(acts.shape, jnp.float32)
   d_rec, d_in, dh0 = call('mir_jax_gru_backward',
                            (gates, gates, jax.ShapeDtypeStruct(dh.shape, jnp.float32)),
-                           dys, dh, acts, h_prev, mask(valid, steps, batch), params['w_hh'])
+                           dys, dh, acts, rns, h_prev, mask(valid, steps, batch),
+                           params['w_hh'], aliases={2: 1})  # d_in over acts
   rows = steps * batch
   d_rec2, d_in2 = d_rec.reshape(rows, -1), d_in.reshape(rows, -1)
   dparams = {

@@ -19,7 +19,7 @@ namespace {
 
 template <bool kSave>
 ffi::Error Forward(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask, Out ys,
-                   Out h_out, Out acts, Out h_prev) {
+                   Out h_out, Out acts, Out rns, Out h_prev) {
   const auto dims = xs.dimensions();
   const int64_t T = dims[0], B = dims[1], I = dims[2], H = h0.dimensions()[1], G = 3 * H;
   if (auto e = CheckShapes(T, B, H, 3, dims, I, w.dimensions()); e.failure()) return e;
@@ -45,7 +45,8 @@ ffi::Error Forward(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask
       const float* __restrict gh = zh.data() + b * ld;
       float* __restrict hb = h + b * H;
       float* __restrict yb = y + b * H;
-      float* __restrict ab = kSave ? acts->typed_data() + (t * B + b) * 4 * H : nullptr;
+      float* __restrict ab = kSave ? acts->typed_data() + (t * B + b) * G : nullptr;
+      float* __restrict rb = kSave ? rns->typed_data() + (t * B + b) * H : nullptr;
       const bool valid = mask.typed_data()[t * B + b] != 0.0f;
 #pragma GCC ivdep
       for (int64_t j = 0; j < H; ++j) {
@@ -54,7 +55,7 @@ ffi::Error Forward(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask
         const float rn = gh[2 * H + j];
         const float n = Tanh(gx[2 * H + j] + r * rn);
         const float h_new = (1.0f - z) * n + z * hb[j];
-        if (kSave) ab[j] = r, ab[H + j] = z, ab[2 * H + j] = n, ab[3 * H + j] = rn;
+        if (kSave) ab[j] = r, ab[H + j] = z, ab[2 * H + j] = n, rb[j] = rn;
         yb[j] = valid ? h_new : 0.0f;
         hb[j] = valid ? h_new : hb[j];
       }
@@ -65,27 +66,30 @@ ffi::Error Forward(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask
 
 ffi::Error ForwardInfer(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask, Out ys,
                         Out h_out) {
-  return Forward<false>(xs, w_ih, bias, w, b_hh, h0, mask, ys, h_out, ys, ys);
+  return Forward<false>(xs, w_ih, bias, w, b_hh, h0, mask, ys, h_out, ys, ys, ys);
 }
 
 ffi::Error ForwardTrain(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask, Out ys,
-                        Out h_out, Out acts, Out h_prev) {
-  return Forward<true>(xs, w_ih, bias, w, b_hh, h0, mask, ys, h_out, acts, h_prev);
+                        Out h_out, Out acts, Out rns, Out h_prev) {
+  return Forward<true>(xs, w_ih, bias, w, b_hh, h0, mask, ys, h_out, acts, rns, h_prev);
 }
 
 // Emits d_rec (T, B, 3H), the gradient of h @ W_hh + b_hh, and d_in, that of
 // x @ W_ih + b (they differ in the n gate, where r scales the recurrent part).
-ffi::Error Backward(F32 dys, F32 dh_last, F32 acts, F32 h_prev, F32 mask, F32 w, Out d_rec,
-                    Out d_in, Out dh_out) {
+// d_in may be the acts buffer (the binding aliases them): each element of d_in
+// is written only after the activation at the same place is read, and z is
+// kept (as dh_new * z) for the carry's update after the step's product.
+ffi::Error Backward(F32 dys, F32 dh_last, F32 acts, F32 rns, F32 h_prev, F32 mask, F32 w,
+                    Out d_rec, Out d_in, Out dh_out) {
   const auto dims = acts.dimensions();
-  const int64_t T = dims[0], B = dims[1], H = dims[2] / 4, G = 3 * H;
-  if (auto e = CheckShapes(T, B, H, 3, dims, 4 * H, w.dimensions()); e.failure()) return e;
+  const int64_t T = dims[0], B = dims[1], H = dims[2] / 3, G = 3 * H;
+  if (auto e = CheckShapes(T, B, H, 3, dims, G, w.dimensions()); e.failure()) return e;
   Packed wt;  // W_hh^T (3H, H)
   wt.Pack(G, H, kPanel, w.typed_data(), 1, G);
   const int ldn = wt.padded();
   float* dh = dh_out->typed_data();
   std::memcpy(dh, dh_last.typed_data(), sizeof(float) * B * H);
-  std::vector<float> next(B * ldn), dh_new(B * H);
+  std::vector<float> next(B * ldn), dz(B * H);
   std::vector<char> valid(B);
   for (int64_t t = T - 1; t >= 0; --t) {
     float* dr = d_rec->typed_data() + t * B * G;
@@ -93,39 +97,39 @@ ffi::Error Backward(F32 dys, F32 dh_last, F32 acts, F32 h_prev, F32 mask, F32 w,
     for (int64_t b = 0; b < B; ++b) {
       valid[b] = mask.typed_data()[t * B + b] != 0.0f;
       float* __restrict drb = dr + b * G;
-      float* __restrict dib = di + b * G;
+      float* dib = di + b * G;
       if (!valid[b]) {  // a frozen step: zero gate gradients, the carry's passes through
         std::memset(drb, 0, sizeof(float) * G);
         std::memset(dib, 0, sizeof(float) * G);
         continue;
       }
-      const float* __restrict ab = acts.typed_data() + (t * B + b) * 4 * H;
+      const float* ab = acts.typed_data() + (t * B + b) * G;  // may alias dib
+      const float* __restrict rnb = rns.typed_data() + (t * B + b) * H;
       const float* __restrict hp = h_prev.typed_data() + (t * B + b) * H;
       const float* __restrict dy = dys.typed_data() + (t * B + b) * H;
       const float* __restrict dhb = dh + b * H;
-      float* __restrict dnb = dh_new.data() + b * H;
+      float* __restrict dzb = dz.data() + b * H;
 #pragma GCC ivdep
       for (int64_t j = 0; j < H; ++j) {
-        const float r = ab[j], z = ab[H + j], n = ab[2 * H + j], rn = ab[3 * H + j];
+        const float r = ab[j], z = ab[H + j], n = ab[2 * H + j], rn = rnb[j];
         const float d = dy[j] + dhb[j];
         const float da_n = d * (1.0f - z) * (1.0f - n * n);
         const float da_z = d * (hp[j] - n) * z * (1.0f - z);
         const float da_r = da_n * rn * r * (1.0f - r);
         drb[j] = da_r, drb[H + j] = da_z, drb[2 * H + j] = da_n * r;
         dib[j] = da_r, dib[H + j] = da_z, dib[2 * H + j] = da_n;
-        dnb[j] = d;
+        dzb[j] = d * z;
       }
     }
     std::memset(next.data(), 0, sizeof(float) * B * ldn);
     GemmAcc(B, dr, G, wt, next.data(), ldn);
     for (int64_t b = 0; b < B; ++b) {
       if (!valid[b]) continue;
-      const float* __restrict ab = acts.typed_data() + (t * B + b) * 4 * H;
       const float* __restrict nb = next.data() + b * ldn;
-      const float* __restrict dnb = dh_new.data() + b * H;
+      const float* __restrict dzb = dz.data() + b * H;
       float* __restrict dhb = dh + b * H;
 #pragma GCC ivdep
-      for (int64_t j = 0; j < H; ++j) dhb[j] = nb[j] + dnb[j] * ab[H + j];
+      for (int64_t j = 0; j < H; ++j) dhb[j] = nb[j] + dzb[j];
     }
   }
   return ffi::Error::Success();
@@ -133,15 +137,16 @@ ffi::Error Backward(F32 dys, F32 dh_last, F32 acts, F32 h_prev, F32 mask, F32 w,
 
 }  // namespace
 
-// Arguments and results in the order of the functions above (acts: r, z, n and
-// h @ W_hn + b_hn per step).
+// Arguments and results in the order of the functions above (acts: r, z, n per
+// step; rns: h @ W_hn + b_hn).
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirGruForward, ForwardInfer,
                               ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirGruForwardTrain, ForwardTrain,
                               ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
-                                  .Ret<F32>().Ret<F32>());
+                                  .Ret<F32>().Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MirGruBackward, Backward,
                               ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
-                                  .Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>().Ret<F32>());
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
+                                  .Ret<F32>());

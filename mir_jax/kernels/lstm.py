@@ -20,9 +20,15 @@ def mask(valid, steps, batch):
   return valid[..., 0].astype(jnp.float32)
 
 
-def call(name, outs, *args):
-  """Calls FFI target ``name`` (vmapped by a loop over the batch of calls)."""
-  return jax.ffi.ffi_call(name, outs, vmap_method='sequential')(*args)
+def call(name, outs, *args, aliases=None):
+  """Calls FFI target ``name`` (vmapped by a loop over the batch of calls).
+
+  ``aliases`` maps argument to result indices that share a buffer: the result
+  is written over a saved activation that is dead after the call, so XLA
+  need not allocate (and the kernel page-fault in) a fresh one.
+  """
+  return jax.ffi.ffi_call(name, outs, vmap_method='sequential',
+                          input_output_aliases=aliases)(*args)
 
 
 def _forward(params, xs, carry, valid, save):
@@ -57,7 +63,7 @@ def _bwd(saved, cotangents):
   like = lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32)
   das, dh0, dc0 = call('mir_jax_lstm_backward', (like(acts), like(dh), like(dc)),
                         dys, dh, dc, acts, tcs, c_prev, mask(valid, steps, batch),
-                        params['w_hh'])
+                        params['w_hh'], aliases={3: 0})  # das over acts
   rows = steps * batch
   da2 = das.reshape(rows, -1)
   dparams = {

@@ -103,7 +103,9 @@ ffi::Error ForwardTrain(F32 xs, F32 w_ih,
 
 // The backward recurrence: carries (dh, dc) back through time and emits each
 // step's gate pre-activation gradient da (T, B, 4H); the weight and input
-// gradients are products of da outside (in XLA).
+// gradients are products of da outside (in XLA). das may be the acts buffer
+// (the binding aliases them): each element of da is written only after the
+// activations at the same place are read.
 ffi::Error Backward(F32 dys, F32 dh_last,
                     F32 dc_last, F32 acts,
                     F32 tcs, F32 c_prev,
@@ -126,11 +128,11 @@ ffi::Error Backward(F32 dys, F32 dh_last,
     float* da = das->typed_data() + t * B * G;
     for (int64_t b = 0; b < B; ++b) {
       valid[b] = mask.typed_data()[t * B + b] != 0.0f;
-      const float* __restrict ab = acts.typed_data() + (t * B + b) * G;
+      const float* ab = acts.typed_data() + (t * B + b) * G;  // may alias dab
       const float* __restrict tb = tcs.typed_data() + (t * B + b) * H;
       const float* __restrict cp = c_prev.typed_data() + (t * B + b) * H;
       const float* __restrict dy = dys.typed_data() + (t * B + b) * H;
-      float* __restrict dab = da + b * G;
+      float* dab = da + b * G;
       float* __restrict dhb = dh + b * H;
       float* __restrict dcb = dc + b * H;
       if (!valid[b]) {  // a frozen step: zero gate gradients, the carry's passes through

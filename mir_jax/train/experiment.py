@@ -24,6 +24,7 @@ from mir_jax.atomic import atomic_open
 from mir_jax import tasks as tasks_lib
 from mir_jax.train import checkpoint as checkpoint_lib
 from mir_jax.train import loop
+from mir_jax.train import malloc
 from mir_jax.train import sharding
 from mir_jax.train import writers
 
@@ -464,6 +465,8 @@ def _resolve_best_metric(config, task):
 
 def train_and_evaluate(config, workdir: str):
   """Trains (resuming if ``workdir`` has checkpoints), evaluating on the eval split."""
+  if config.train.heap_allocator:
+    malloc.use_heap_allocator()
   sharding.use_host_devices(config.train.host_devices)
   sharding.maybe_initialize_distributed(bool(config.train.distributed))
   task = build_task(config)
