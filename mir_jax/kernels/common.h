@@ -4,8 +4,10 @@
 #ifndef MIR_JAX_KERNELS_COMMON_H_
 #define MIR_JAX_KERNELS_COMMON_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <vector>
 
@@ -113,6 +115,27 @@ void GemmPanels(int B, const float* A, int lda, const Packed& M, float* C, int l
 constexpr int kPanel = 32;
 inline void GemmAcc(int B, const float* A, int lda, const Packed& M, float* C, int ldc) {
   GemmPanels<kPanel / 16>(B, A, lda, M, C, ldc);
+}
+
+// The input projection b + x_t @ W_ih runs for a chunk of steps at once, as one
+// product over chunk * B rows: each packed W_ih panel is then read once per
+// chunk instead of once per step (at batch 4 per core the per-step products
+// stream both weight matrices from L3 for a few register blocks each). The
+// chunk's gate buffer stays under 256 KiB, so it is still in L2 when its step
+// adds h @ W_hh.
+constexpr int64_t kChunkRows = 64, kChunkBytes = 256 << 10;
+inline int64_t ProjectionChunk(int64_t T, int64_t B, int ld) {
+  const int64_t by_rows = (kChunkRows + B - 1) / B;
+  const int64_t by_bytes = kChunkBytes / (B * ld * static_cast<int64_t>(sizeof(float)));
+  return std::max<int64_t>(1, std::min({T, by_rows, by_bytes}));
+}
+
+// rows x ld buffer z (row r at z + r * ld) = bias (first n entries of each row)
+// + A (rows, K) @ M, for the packed M.
+inline void Project(int64_t rows, const float* A, int lda, const Packed& M, const float* bias,
+                    int64_t n, float* z, int ld) {
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(z + r * ld, bias, sizeof(float) * n);
+  GemmAcc(static_cast<int>(rows), A, lda, M, z, ld);
 }
 
 // Eigen's (and so XLA's) rational float tanh, without the branch Eigen takes

@@ -30,18 +30,18 @@ ffi::Error Forward(F32 xs, F32 w_ih, F32 bias, F32 w, F32 b_hh, F32 h0, F32 mask
   wih.Pack(I, G, kPanel, w_ih.typed_data(), G, 1);
   whh.Pack(H, G, kPanel, w.typed_data(), G, 1);
   const int ld = whh.padded();
-  std::vector<float> zx(B * ld), zh(B * ld);  // x @ W_ih + b, h @ W_hh + b_hh
+  const int64_t chunk = ProjectionChunk(T, B, ld);
+  std::vector<float> zxc(chunk * B * ld), zh(B * ld);  // x @ W_ih + b (a chunk), h @ W_hh + b_hh
   for (int64_t t = 0; t < T; ++t) {
+    if (t % chunk == 0)
+      Project(std::min(chunk, T - t) * B, xs.typed_data() + t * B * I, I, wih, bias.typed_data(),
+              G, zxc.data(), ld);
+    const float* zx = zxc.data() + (t % chunk) * B * ld;
     if (kSave) std::memcpy(h_prev->typed_data() + t * B * H, h, sizeof(float) * B * H);
-    for (int64_t b = 0; b < B; ++b) {
-      std::memcpy(zx.data() + b * ld, bias.typed_data(), sizeof(float) * G);
-      std::memcpy(zh.data() + b * ld, b_hh.typed_data(), sizeof(float) * G);
-    }
-    GemmAcc(B, xs.typed_data() + t * B * I, I, wih, zx.data(), ld);
-    GemmAcc(B, h, H, whh, zh.data(), ld);
+    Project(B, h, H, whh, b_hh.typed_data(), G, zh.data(), ld);
     float* y = ys->typed_data() + t * B * H;
     for (int64_t b = 0; b < B; ++b) {
-      const float* __restrict gx = zx.data() + b * ld;
+      const float* __restrict gx = zx + b * ld;
       const float* __restrict gh = zh.data() + b * ld;
       float* __restrict hb = h + b * H;
       float* __restrict yb = y + b * H;

@@ -5,8 +5,9 @@
 // separate loop over memory). Here one handler runs the whole loop: per step,
 // a register-blocked product straight into the gate buffer, then the gate math
 // in the same pass over each row. The input projection runs in the loop too
-// (b + x_t @ W_ih + h @ W_hh): a (T, B, 4H) array of projected inputs would be
-// a fresh allocation per call, and its page faults cost more than the product.
+// (b + x_t @ W_ih + h @ W_hh), a chunk of steps at a time (ProjectionChunk): a
+// (T, B, 4H) array of projected inputs would be a fresh allocation per call,
+// and its page faults cost more than the product.
 // The weight and input gradients stay in XLA, one large GEMM each.
 //
 // Layout: time-major. xs (T, B, I); W_ih (I, 4H), W_hh (H, 4H) row-major, b
@@ -44,19 +45,21 @@ ffi::Error Forward(F32 xs, F32 w_ih, F32 bias,
   wih.Pack(I, G, kPanel, w_ih.typed_data(), G, 1);
   whh.Pack(H, G, kPanel, w.typed_data(), G, 1);
   const int ldz = whh.padded();
-  std::vector<float> z(B * ldz);
+  const int64_t chunk = ProjectionChunk(T, B, ldz);
+  std::vector<float> zc(chunk * B * ldz);
   for (int64_t t = 0; t < T; ++t) {
+    if (t % chunk == 0)
+      Project(std::min(chunk, T - t) * B, xs.typed_data() + t * B * I, I, wih, bias.typed_data(),
+              G, zc.data(), ldz);
+    float* z = zc.data() + (t % chunk) * B * ldz;
     if (kSave) {
       std::memcpy(h_prev->typed_data() + t * B * H, h, sizeof(float) * B * H);
       std::memcpy(c_prev->typed_data() + t * B * H, c, sizeof(float) * B * H);
     }
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(z.data() + b * ldz, bias.typed_data(), sizeof(float) * G);
-    GemmAcc(B, xs.typed_data() + t * B * I, I, wih, z.data(), ldz);
-    GemmAcc(B, h, H, whh, z.data(), ldz);
+    GemmAcc(B, h, H, whh, z, ldz);
     float* y = ys->typed_data() + t * B * H;
     for (int64_t b = 0; b < B; ++b) {
-      const float* __restrict zb = z.data() + b * ldz;
+      const float* __restrict zb = z + b * ldz;
       float* __restrict hb = h + b * H;
       float* __restrict cb = c + b * H;
       float* __restrict yb = y + b * H;

@@ -44,7 +44,9 @@ def _loss(layer, valid):
 # Row-block tails (the kernel blocks 8 rows with AVX-512, 3 without: batches 1, 7
 # and 11 leave 1, 7 and 3 rows; 7 and 11 leave 1 and 2 of 3) and the 32-column
 # panels (LSTM 4H = 20, 148, 256; GRU 3H = 15, 111, 192; backward H = 5, 37, 64:
-# one padded panel, a partial last panel, exact panels).
+# one padded panel, a partial last panel, exact panels), and the input-projection
+# chunks of ceil(64 / B) steps (batch 1: one chunk of all 9 steps; batch 7: chunks
+# of 10 and a partial 5; batch 11: two whole chunks of 6).
 @pytest.mark.parametrize('batch,steps,inputs,hidden', [
     (1, 9, 3, 5), (7, 15, 16, 37), (11, 12, 5, 64)])
 @pytest.mark.parametrize('masked', [False, True])
