@@ -726,8 +726,13 @@ def results_plot(rows: Sequence[Row], path: str, title: str = '',
   else:
     metrics = list(dict.fromkeys(r.metric for r in rows if r.metric in r.stats)) or ['']
   height = max(2.5, 0.35 * len(rows) + 1.2)
-  width = 6 if len(metrics) < 3 else 4.5
-  fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), height),
+  width = 6 if len(metrics) < 3 else 4.5  # inches of data area per panel
+  # Setting names are long (up to MAX_NAME characters at 7 pt, ~0.055 in each): the figure
+  # grows by the labels' width per labelled panel instead of taking it out of the data area.
+  label_in = 0.055 * max((len(r.setting) for r in rows), default=0)
+  labelled = 1 if columns else len(metrics)
+  fig, axes = plt.subplots(1, len(metrics),
+                           figsize=(width * len(metrics) + label_in * labelled, height),
                            squeeze=False, sharey=bool(columns))
   for i, (ax, metric) in enumerate(zip(axes[0], metrics)):
     if columns:  # every setting on every panel's y axis, so the panels line up

@@ -321,6 +321,22 @@ def test_results_mean_std_best_and_plot(tmp_path):
   assert matplotlib.image.imread(paths['png']).shape[0] > 100
 
 
+def test_plot_widens_for_long_setting_names_instead_of_squeezing_the_data(tmp_path):
+  import matplotlib.image  # pylint: disable=g-import-not-at-top
+
+  def width(names, columns=()):
+    rows = [sweeps.Row(setting=n, overrides={}, n=2, seeds=2, stats={'f': (0.5 + i / 10, 0.01)},
+                       metric='f', mode='max') for i, n in enumerate(names)]
+    path = str(tmp_path / f'{len(names[0])}_{len(columns)}.png')
+    sweeps.results_plot(rows, path, columns=columns)
+    return matplotlib.image.imread(path).shape[1]
+
+  short, long = ['a=1', 'a=2'], ['config=tagging_crnn,' + 'x' * 80 + f',a={i}' for i in (1, 2)]
+  # ~0.055 in per character at 100 dpi: 80+ more characters need about 450 more pixels.
+  assert width(long) - width(short) > 400
+  assert width(long, columns=('f', 'f')) - width(short, columns=('f', 'f')) > 400
+
+
 def test_results_with_a_fixed_min_metric_and_no_finished_run(tmp_path):
   path = _write_sweep(tmp_path, [{'h': 1}, {'h': 2}], config='c.py', metric='loss', mode='min')
   sweep = sweeps.load_sweep(path)
