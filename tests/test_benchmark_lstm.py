@@ -36,3 +36,44 @@ def test_records_carry_the_roofline(tmp_path):
   for r in data['records']:
     assert r['ceiling_vs_flax'] == pytest.approx(
         peak * 1e9 / bench.matmul_flops_per_token('lstm', 4, 8, False, r['mode']) / flax[r['mode']])
+
+
+_SPREAD = os.path.join(os.path.dirname(_PATH), 'spread.py')
+_spec2 = importlib.util.spec_from_file_location('mir_jax_bench_spread', _SPREAD)
+spread = importlib.util.module_from_spec(_spec2)
+_spec2.loader.exec_module(spread)
+
+
+def _run(mir, flax, torch):
+  case = {'cell': 'lstm', 'shape': [64, 100, 128, 512], 'direction': 'uni', 'mode': 'fwd+bwd'}
+  return {'records': [
+      {**case, 'impl': 'mir_jax', 'tokens_per_s': mir, 'ratio_vs_flax': mir / flax,
+       'ratio_vs_torch': mir / torch, 'ceiling_vs_flax': 60.0 / flax},
+      {**case, 'impl': 'flax', 'tokens_per_s': flax, 'ratio_vs_flax': 1.0,
+       'ratio_vs_torch': flax / torch}]}
+
+
+def test_spread_over_runs_counts_the_runs_that_met_each_floor(tmp_path, capsys):
+  paths = []
+  for i, (mir, flax, torch) in enumerate([(30.0, 20.0, 30.0), (30.0, 15.0, 40.0),
+                                          (33.0, 22.0, 33.0)]):
+    paths.append(str(tmp_path / f'run{i}.json'))
+    with open(paths[-1], 'w', encoding='utf-8') as f:
+      json.dump(_run(mir, flax, torch), f)
+  rows = spread.spread([json.load(open(p, encoding='utf-8')) for p in paths])
+  mine = [r for r in rows if r['impl'] == 'mir_jax'][0]
+  assert mine['ratio_vs_flax'] == pytest.approx([1.5, 2.0, 1.5])
+  spread.main(paths)
+  line = [l for l in capsys.readouterr().out.splitlines() if ' mir_jax ' in l][0]
+  # vs Flax 1.50 / 1.50 / 2.00, all three >= 1.5; vs PyTorch 0.75 / 1.00 / 1.00, two of three >= 0.8
+  assert '30 / 30 / 33' in line
+  assert '1.50 / 1.50 / 2.00  3/3' in line
+  assert '0.75 / 1.00 / 1.00  2/3' in line
+  assert '2.73 / 3.00 / 4.00' in line  # ceiling 60 / flax: 60/22, 60/20, 60/15
+
+
+def test_spread_skips_cases_missing_from_a_run(tmp_path):
+  one, two = _run(30.0, 20.0, 30.0), _run(30.0, 20.0, 30.0)
+  two['records'] = two['records'][:1]
+  rows = spread.spread([one, two])
+  assert [r['impl'] for r in rows] == ['mir_jax']
