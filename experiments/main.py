@@ -39,18 +39,21 @@ def main(argv):
   if not any(a.startswith(('--verbosity', '-v')) for a in sys.argv[1:]):
     # Orbax logs every save at INFO; keep the console to our progress lines.
     logging.set_verbosity(logging.WARNING)
-  from mir_jax.train import experiment  # pylint: disable=g-import-not-at-top
+  from mir_jax.train import experiment, run_config  # pylint: disable=g-import-not-at-top
   config = FLAGS.config
   workdir = os.path.expanduser(FLAGS.workdir)
-  if FLAGS.mode == 'train':
-    experiment.train_and_evaluate(config, workdir)
-  elif FLAGS.mode == 'eval':
-    experiment.evaluate(config, workdir)
-  else:
-    if not FLAGS.input or not FLAGS.output:
-      raise app.UsageError('--mode=predict needs --input=PATH_OR_DIR and --output=DIR')
-    from mir_jax import predict  # pylint: disable=g-import-not-at-top
-    predict.predict(config, workdir, FLAGS.input, os.path.expanduser(FLAGS.output))
+  if FLAGS.mode == 'predict' and (not FLAGS.input or not FLAGS.output):
+    raise app.UsageError('--mode=predict needs --input=PATH_OR_DIR and --output=DIR')
+  try:
+    if FLAGS.mode == 'train':
+      experiment.train_and_evaluate(config, workdir)
+    elif FLAGS.mode == 'eval':
+      experiment.evaluate(config, workdir)
+    else:
+      from mir_jax import predict  # pylint: disable=g-import-not-at-top
+      predict.predict(config, workdir, FLAGS.input, os.path.expanduser(FLAGS.output))
+  except run_config.ConfigMismatchError as e:
+    sys.exit(f'FATAL: {e}')  # the keys and both values say it all; no traceback
 
 
 def parse_flags(argv):

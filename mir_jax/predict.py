@@ -18,6 +18,7 @@ from typing import Sequence
 import jax
 
 from mir_jax.train import experiment
+from mir_jax.train import run_config
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aif', '.aiff', '.m4a', '.opus')
 
@@ -51,6 +52,7 @@ def predict(config, workdir: str, input_path: str, output_dir: str) -> list[str]
   from mir_jax.data.datasets import Track  # pylint: disable=g-import-not-at-top
   task = experiment.build_task(config)
   experiment._resolve_best_metric(config, task)  # pylint: disable=protected-access
+  run_config.check(workdir, config, 'predict')
   model = experiment.build_model(config, task)
   params, step, trainer = experiment.restore_params(config, workdir, task, model,
                                                     config.eval.checkpoint)

@@ -1,5 +1,6 @@
 """Tiny onset experiment end to end: render, train (loss falls), eval, predict."""
 
+import copy
 import json
 import os
 import signal
@@ -13,9 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs import onset_blstm  # pylint: disable=wrong-import-position
+from mir_jax.train import run_config  # pylint: disable=wrong-import-position
 
 
-def test_tiny_onset_experiment(tmp_path):
+def test_tiny_onset_experiment(tmp_path, tree_bytes):
   from mir_jax import predict  # pylint: disable=g-import-not-at-top
   from mir_jax.data.annotations import read_onsets  # pylint: disable=g-import-not-at-top
   from mir_jax.train import experiment  # pylint: disable=g-import-not-at-top
@@ -35,6 +37,19 @@ def test_tiny_onset_experiment(tmp_path):
   assert len(figures) == min(config.eval.num_figures, config.data.synth.num_eval), figures
   saved = json.load(open(os.path.join(workdir, 'config.json')))
   assert saved['model']['hidden_size'] == 16 and saved['checkpoint']['best_metric'] == 'f_measure_50ms'
+
+  # The workdir is one run: resuming it with another model, or evaluating it with other
+  # features, stops naming the keys before anything in the workdir changes.
+  before = tree_bytes(workdir)
+  changed = copy.deepcopy(config)
+  changed.model.hidden_size = 32
+  with pytest.raises(run_config.ConfigMismatchError, match=r'model\.hidden_size: run 16, this command 32'):
+    experiment.train_and_evaluate(changed, workdir)
+  changed = copy.deepcopy(config)
+  changed.features.hop_length = 512
+  with pytest.raises(run_config.ConfigMismatchError, match=r'features\.hop_length'):
+    experiment.evaluate(changed, workdir)
+  assert tree_bytes(workdir) == before
 
   # --mode=eval on the best checkpoint reproduces the end-of-training numbers.
   config.eval.checkpoint = 'latest'

@@ -26,6 +26,7 @@ from mir_jax.train import checkpoint as checkpoint_lib
 from mir_jax.train import loop
 from mir_jax.train import malloc
 from mir_jax.train import sharding
+from mir_jax.train import run_config
 from mir_jax.train import writers
 
 DEFAULT_DATA_ROOT = os.path.join('~', '.cache', 'mir_jax', 'data')
@@ -471,6 +472,7 @@ def train_and_evaluate(config, workdir: str):
   sharding.maybe_initialize_distributed(bool(config.train.distributed))
   task = build_task(config)
   _resolve_best_metric(config, task)
+  run_config.check(workdir, config, 'train')  # before anything reads or writes the workdir
   model = build_model(config, task)
   train_tracks = load_tracks(config, 'train', task)
   eval_tracks = load_tracks(config, 'eval', task)
@@ -519,6 +521,7 @@ def evaluate(config, workdir: str) -> dict:
   sharding.maybe_initialize_distributed(bool(config.train.distributed))
   task = build_task(config)
   _resolve_best_metric(config, task)
+  run_config.check(workdir, config, 'eval')
   model = build_model(config, task)
   params, step, trainer = restore_params(config, workdir, task, model, config.eval.checkpoint)
   tracks = load_tracks(config, config.eval.split, task)

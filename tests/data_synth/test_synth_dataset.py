@@ -22,16 +22,6 @@ def _write(out, seed=5, num=3, **kw):
                                  progress=False, **kw)
 
 
-def _all_bytes(root):
-    out = {}
-    for folder, _, files in os.walk(root):
-        for f in files:
-            path = os.path.join(folder, f)
-            with open(path, 'rb') as h:
-                out[os.path.relpath(path, root)] = h.read()
-    return out
-
-
 def test_writes_every_file_and_labels_read_back(tmp_path):
     out = tmp_path / 'train'
     manifest = _write(out)
@@ -73,11 +63,11 @@ def test_dataset_folder_loads_with_the_generic_reader(tmp_path):
     assert all(t.key and t.chord_labels and t.onsets is not None for t in tracks)
 
 
-def test_same_seed_same_files_second_call_is_a_noop_and_seeds_are_disjoint(tmp_path):
+def test_same_seed_same_files_second_call_is_a_noop_and_seeds_are_disjoint(tmp_path, tree_bytes):
     a, b = tmp_path / 'a', tmp_path / 'b'
     _write(a)
     _write(b)
-    assert _all_bytes(a) == _all_bytes(b)
+    assert tree_bytes(a) == tree_bytes(b)
     stamp = os.stat(a / 'manifest.json').st_mtime_ns
     assert _write(a) == json.loads((a / 'manifest.json').read_text())
     assert os.stat(a / 'manifest.json').st_mtime_ns == stamp
@@ -119,10 +109,10 @@ def test_crash_leaves_no_complete_looking_folder(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ['a']
 
 
-def test_worker_pool_gives_the_same_files(tmp_path):
+def test_worker_pool_gives_the_same_files(tmp_path, tree_bytes):
     _write(tmp_path / 'serial', num=4)
     _write(tmp_path / 'pool', num=4, workers=2)
-    assert _all_bytes(tmp_path / 'serial') == _all_bytes(tmp_path / 'pool')
+    assert tree_bytes(tmp_path / 'serial') == tree_bytes(tmp_path / 'pool')
 
 
 def test_command_line(tmp_path, capsys):
