@@ -91,9 +91,6 @@ def get_config(arg: str | None = None):
   c.data.batch_size = 32
   c.data.eval_batch_size = 16
   c.data.pad_to_multiple = 32  # also rounds the whole-track training length
-  # One reader thread: with two, CPython 3.11.7 crashed once inside np.load in a
-  # reader thread on this config (not reproduced since; the cached reads are cheap).
-  c.data.num_threads = 1
   c.optimizer.learning_rate = 2e-3
   c.optimizer.warmup_steps = 100
   c.train.num_steps = 7000

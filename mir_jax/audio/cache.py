@@ -27,6 +27,11 @@ __all__ = ["cached_features", "cache_key", "file_digest", "Standardizer"]
 
 # Bump when compute_features changes its output for an unchanged config.
 CACHE_VERSION = 1
+# np.load parses each .npy header with ast.literal_eval, and CPython 3.11's AST constructor
+# keeps its recursion counter per interpreter, not per thread (python/cpython#106905): two
+# grain reader threads loading at once raised "SystemError: AST constructor recursion depth
+# mismatch" once. A cached read takes a fraction of a millisecond, so taking turns costs little.
+_NPY_READ_LOCK = threading.Lock()
 _HASH_CHUNK = 1 << 20
 
 # In-process memo of file digests keyed by (path, size, mtime, inode): a data
@@ -89,7 +94,8 @@ def cached_features(audio_path, cfg: FeatureConfig, cache_dir=None) -> np.ndarra
     path = os.path.join(os.fspath(cache_dir), cache_key(audio_path, cfg) + ".npy")
     if os.path.exists(path):
         try:
-            return np.load(path, allow_pickle=False)
+            with _NPY_READ_LOCK:
+                return np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError):
             pass  # unreadable entry (e.g. disk trouble): recompute and overwrite it
     features = compute_features(load_audio(audio_path, cfg.sample_rate), cfg)

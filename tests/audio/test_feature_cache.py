@@ -101,6 +101,44 @@ def test_killed_write_leaves_no_file(tmp_path, monkeypatch):
     assert len(_npy_files(cache_dir)) == 1
 
 
+def test_reader_threads_load_cached_entries_one_at_a_time(tmp_path, monkeypatch):
+    # np.load builds an AST for the .npy header; CPython 3.11 raced on that across
+    # threads (python/cpython#106905), so the cache serialises its reads.
+    import threading
+    import time
+    paths = [_write_tone(tmp_path / f"{i}.wav", 220.0 * (i + 1)) for i in range(4)]
+    for p in paths:
+        cached_features(p, CFG, tmp_path / "c")
+    inside, most, guard = [0], [0], threading.Lock()
+    real_load = np.load
+
+    def slow_load(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(cache_mod.np, "load", slow_load)
+    results = [None] * len(paths)
+
+    def read(i):
+        results[i] = cached_features(paths[i], CFG, tmp_path / "c")
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(paths))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+    for p, r in zip(paths, results):
+        np.testing.assert_array_equal(r, compute_features(load_audio(p, CFG.sample_rate), CFG))
+
+
 def test_missing_audio_names_file(tmp_path):
     with pytest.raises(AudioError, match="gone.wav"):
         cached_features(tmp_path / "gone.wav", CFG, tmp_path / "cache")
