@@ -79,6 +79,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.synth.train_seed = 0  # composer seed of the training set
   c.data.synth.eval_seed = 1000  # composer seed of the evaluation set (disjoint tracks)
   c.data.synth.duration = 20.0  # seconds per synthetic track
+  # (shortest, longest) s: training tracks of lengths drawn uniformly per track, so a
+  # sequence model does not learn one length; () = every training track lasts duration.
+  # The eval set keeps duration.
+  c.data.synth.train_durations = ()
   c.data.synth.sample_rate = 22050  # Hz of the rendered audio
   c.data.synth.renderer = 'soundfont'  # 'soundfont' (General MIDI) or 'numpy' (fast, plain)
 

@@ -18,6 +18,8 @@ def test_tiny_chord_seq2seq_experiment(tmp_path):
   config = chord_seq2seq.get_config('tiny')
   config.data.root = str(tmp_path / 'data')
   config.train.tensorboard = False
+  # Training tracks of mixed lengths (3-5 s), whole and padded; the eval set stays 4 s.
+  config.data.synth.train_durations = (3.0, 5.0)
   workdir = str(tmp_path / 'work')
   experiment.train_and_evaluate(config, workdir)
 
@@ -34,6 +36,14 @@ def test_tiny_chord_seq2seq_experiment(tmp_path):
   # Whole tracks: crop_frames 0 was resolved to the longest track, padded.
   saved = json.load(open(os.path.join(workdir, 'config.json')))
   assert saved['data']['crop_frames'] > 0 and saved['data']['crop_frames'] % 16 == 0
+  train_dir = experiment.dataset_dir(config, 'train')
+  assert '_d3-5_' in os.path.basename(train_dir)
+  durations = json.load(open(os.path.join(train_dir, 'manifest.json')))['durations']
+  assert len(set(durations)) > 1 and 3.0 <= min(durations) <= max(durations) <= 5.0
+  frame_rate = experiment.feature_config(config).frame_rate
+  assert max(durations) * frame_rate <= saved['data']['crop_frames']
+  assert saved['data']['crop_frames'] < 5.0 * frame_rate + 16
+  assert '_d4_' in os.path.basename(experiment.dataset_dir(config, 'eval'))
   assert saved['checkpoint']['best_metric'] == 'majmin'
 
   maps = glob.glob(os.path.join(workdir, 'plots', 'attention_*.png'))
@@ -76,3 +86,16 @@ def test_tiny_chord_seq2seq_experiment(tmp_path):
   written = predict.predict(config, workdir, audio[0], out_dir)
   assert len(written) == 1 and written[0].endswith('.chords.txt')
   read_chord_sequence(written[0])
+
+
+def test_train_durations_must_be_a_shortest_longest_pair():
+  import pytest  # pylint: disable=g-import-not-at-top
+  from mir_jax.train import experiment  # pylint: disable=g-import-not-at-top
+  config = chord_seq2seq.get_config('tiny')
+  for bad in [(5.0,), (6.0, 3.0), (0.0, 3.0)]:
+    config.data.synth.train_durations = bad
+    with pytest.raises(ValueError, match=r'config\.data\.synth\.train_durations'):
+      experiment.synth_dir(config, 'train')
+  config.data.synth.train_durations = (2.0, 6.5)
+  assert '_d2-6.5_' in experiment.synth_dir(config, 'train')
+  assert '_d4_' in experiment.synth_dir(config, 'eval')  # the eval set keeps data.synth.duration

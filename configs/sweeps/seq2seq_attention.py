@@ -11,10 +11,13 @@ again on 256 held-out clips of 5 s (``len5_*``) and of 20 s (``len20_*``, twice
 the longest sequence it trained on), where a fixed-size summary should fall
 behind attention. Every evaluation is greedy and beam 4
 (``decode.compare_beam_sizes``: the ``beam4_*`` columns), so greedy vs beam
-compares the same parameters, not two trainings.
+compares the same parameters, not two trainings. The last two settings train
+additive and location-aware attention on clips of mixed lengths (5 to 20 s,
+``data.synth.train_durations``), the fix for a decoder that learns when to stop
+from a single training length.
 """
 
-from mir_jax.sweeps import product, sweep_config
+from mir_jax.sweeps import concat, product, sweep_config
 
 
 def get_config(arg=None):
@@ -35,4 +38,9 @@ def get_config(arg=None):
 
 
 def get_sweep():
-  return product({'model.attention': ['none', 'additive', 'dot', 'general', 'location']})
+  return concat(
+      product({'model.attention': ['none', 'additive', 'dot', 'general', 'location']}),
+      # Length generalisation: the same models trained on clips of 5 to 20 s (drawn per
+      # clip; 20 s clips need up to ~60 tokens), still scored on 10 s clips and at 5 / 20 s.
+      product({'model.attention': ['additive', 'location']},
+              [{'data.synth.train_durations': (5.0, 20.0), 'task.max_tokens': 64}]))

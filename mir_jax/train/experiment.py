@@ -67,8 +67,22 @@ def synth_dir(config, split: str) -> str:
   s = config.data.synth
   num = s.num_train if split == 'train' else s.num_eval
   seed = s.train_seed if split == 'train' else s.eval_seed
-  name = f'synth_{s.renderer}_s{seed}_n{num}_d{s.duration:g}_sr{s.sample_rate}'
+  low, high = _synth_durations(config, split)
+  lengths = f'{low:g}' if high is None else f'{low:g}-{high:g}'
+  name = f'synth_{s.renderer}_s{seed}_n{num}_d{lengths}_sr{s.sample_rate}'
   return os.path.join(data_root(config), name)
+
+
+def _synth_durations(config, split: str) -> tuple[float, float | None]:
+  """(duration, max_duration or None) of the synthetic ``split``."""
+  s = config.data.synth
+  given = tuple(s.get('train_durations', ()) or ())
+  if split != 'train' or not given:
+    return float(s.duration), None
+  if len(given) != 2 or not 0 < float(given[0]) <= float(given[1]):
+    raise ValueError(f'config.data.synth.train_durations must be () or (shortest, longest) '
+                     f'seconds with 0 < shortest <= longest, got {given}')
+  return float(given[0]), float(given[1])
 
 
 def dataset_dir(config, split: str) -> str:
@@ -85,9 +99,10 @@ def dataset_dir(config, split: str) -> str:
   out = synth_dir(config, split)
   # Only one host renders; the others wait and then read the same folder.
   if jax.process_index() == 0:
+    low, high = _synth_durations(config, split)
     write_dataset(out, s.num_train if split == 'train' else s.num_eval,
-                  s.train_seed if split == 'train' else s.eval_seed, float(s.duration),
-                  sample_rate=int(s.sample_rate), renderer=s.renderer)
+                  s.train_seed if split == 'train' else s.eval_seed, low,
+                  sample_rate=int(s.sample_rate), renderer=s.renderer, max_duration=high)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices(f'render {out}')

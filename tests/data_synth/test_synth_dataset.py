@@ -126,3 +126,21 @@ def test_command_line(tmp_path, capsys):
     rc = cli.main(['--out', str(out), '--num', '3', '--seed', '9', '--duration', '2.5',
                    '--renderer', 'numpy', '--workers', '1'])
     assert rc == 2 and 'other settings' in capsys.readouterr().err
+
+
+def test_mixed_lengths_are_drawn_per_track_and_labelled_to_the_end(tmp_path):
+    manifest = _write(tmp_path / 'mixed', num=6, max_duration=6.0)
+    durations = manifest['durations']
+    assert len(durations) == 6 and len(set(durations)) > 1
+    assert all(3.0 <= d <= 6.0 and round(d, 1) == d for d in durations)
+    for tid, seconds in zip(manifest['tracks'], durations):
+        info = sf.info(tmp_path / 'mixed' / 'audio' / f'{tid}.wav')
+        assert info.frames == round(seconds * 16000)
+        intervals, _ = ann.read_chord_lab(tmp_path / 'mixed' / 'chords' / f'{tid}.lab')
+        assert intervals[-1, 1] == pytest.approx(seconds)
+    # A track's length is its own: a larger set begins with the same lengths.
+    assert _write(tmp_path / 'more', num=8, max_duration=6.0)['durations'][:6] == durations
+    # Fixed-length sets keep their settings (cached folders stay valid).
+    assert 'max_duration' not in _write(tmp_path / 'fixed')['settings']
+    with pytest.raises(ValueError, match='max_duration must be >= duration'):
+        _write(tmp_path / 'bad', max_duration=2.0)

@@ -39,14 +39,28 @@ def track_id(seed: int, index: int) -> str:
     return f'synth_s{seed}_{index:05d}'
 
 
-def _settings(num, seed, duration, soundfont, sample_rate, renderer, effects) -> dict:
+def track_duration(settings: dict, index: int) -> float:
+    """Seconds of track ``index``: ``duration``, or drawn in [duration, max_duration].
+
+    The draw has its own generator (not the composer's), to 0.1 s, so it is the
+    same for a track whatever the other tracks or the worker count.
+    """
+    low, high = settings['duration'], settings.get('max_duration')
+    if high is None:
+        return low
+    draw = np.random.default_rng([settings['seed'], index, 1]).uniform(low, high)
+    return float(min(max(round(draw, 1), low), high))
+
+
+def _settings(num, seed, duration, soundfont, sample_rate, renderer, effects,
+              max_duration=None) -> dict:
     sf_info = None
     if renderer == 'soundfont':
         path = os.path.abspath(soundfont or render_lib.default_soundfont())
         if not os.path.isfile(path):
             raise ValueError(f'SoundFont not found: {path}')
         sf_info = {'path': path, 'bytes': os.path.getsize(path)}
-    return {
+    settings = {
         'generator': GENERATOR,
         'format_version': FORMAT_VERSION,
         'num': int(num),
@@ -57,6 +71,9 @@ def _settings(num, seed, duration, soundfont, sample_rate, renderer, effects) ->
         'soundfont': sf_info,
         'effects': bool(effects),
     }
+    if max_duration is not None:  # absent otherwise: fixed-length sets keep their settings
+        settings['max_duration'] = float(max_duration)
+    return settings
 
 
 def _conventions() -> dict:
@@ -109,7 +126,8 @@ def _write_track(job) -> tuple[str, list[int]]:
     tmp_dir, settings, index = job
     seed = settings['seed']
     tid = track_id(seed, index)
-    piece = composer.compose(np.random.default_rng([seed, index]), settings['duration'])
+    piece = composer.compose(np.random.default_rng([seed, index]),
+                             track_duration(settings, index))
     sf_path = settings['soundfont']['path'] if settings['soundfont'] else None
     y = render_lib.render(piece, settings['sample_rate'], renderer=settings['renderer'],
                           soundfont=sf_path, apply_effects=settings['effects'])
@@ -147,20 +165,23 @@ def _remove_stale_tmp(out_dir: str) -> None:
 def write_dataset(out_dir, num: int, seed: int, duration: float, soundfont=None,
                   sample_rate: int = 22050, renderer: str = 'soundfont',
                   workers: int | None = None, effects: bool = True,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, max_duration: float | None = None) -> dict:
     """Composes and renders ``num`` tracks into ``out_dir``; returns the manifest.
 
     Args:
       out_dir: dataset root; created (atomically, by renaming a temp folder).
       num: number of tracks.
       seed: dataset seed; track ids are ``synth_s<seed>_<i:05d>``.
-      duration: seconds per track (>= 2).
+      duration: seconds per track (>= 2); the shortest with ``max_duration``.
       soundfont: a ``.sf2`` path; ``None`` uses the TimGM6mb SoundFont of pretty_midi.
       sample_rate: audio rate in Hz.
       renderer: 'soundfont' or 'numpy' (fast additive fallback).
       workers: processes; ``None`` uses ``os.cpu_count()``. 1 works in-process.
       effects: add reverb, noise and level variation.
       progress: show a tqdm progress bar on stderr.
+      max_duration: if given, each track lasts a length drawn uniformly (per track,
+        to 0.1 s) in ``[duration, max_duration]``, listed in the manifest's
+        ``durations``: a sequence model trained on one length learns to stop there.
 
     Returns:
       The manifest dict (also in ``out_dir/manifest.json``). If ``out_dir`` already
@@ -174,8 +195,11 @@ def write_dataset(out_dir, num: int, seed: int, duration: float, soundfont=None,
     if not float(duration) >= composer.MIN_DURATION_SECONDS:
         raise ValueError(f'duration must be >= {composer.MIN_DURATION_SECONDS} s, '
                          f'got {duration}')
+    if max_duration is not None and not float(max_duration) >= float(duration):
+        raise ValueError(f'max_duration must be >= duration ({duration}), got {max_duration}')
     out_dir = os.path.abspath(os.fspath(out_dir))
-    settings = _settings(num, seed, duration, soundfont, sample_rate, renderer, effects)
+    settings = _settings(num, seed, duration, soundfont, sample_rate, renderer, effects,
+                         max_duration)
     manifest = _existing(out_dir, settings)
     if manifest is not None:
         return manifest
@@ -238,6 +262,8 @@ def _write_all(tmp_dir, settings, num, workers, progress) -> dict:
         'tag_names': list(labels_lib.TAG_NAMES),
         'tracks': ids,
     }
+    if 'max_duration' in settings:
+        manifest['durations'] = [track_duration(settings, i) for i in range(num)]
     ann.atomic_write_text(os.path.join(tmp_dir, 'manifest.json'),
                           json.dumps(manifest, indent=2) + '\n')
     return manifest
