@@ -25,8 +25,8 @@ from mir_jax import tasks as tasks_lib
 from mir_jax.train import checkpoint as checkpoint_lib
 from mir_jax.train import loop
 from mir_jax.train import malloc
-from mir_jax.train import sharding
 from mir_jax.train import run_config
+from mir_jax.train import sharding
 from mir_jax.train import writers
 
 DEFAULT_DATA_ROOT = os.path.join('~', '.cache', 'mir_jax', 'data')

@@ -20,8 +20,8 @@ RESUMABLE = (
     'train.num_steps', 'train.log_every', 'train.eval_every', 'train.tensorboard',
     'train.distributed', 'train.host_devices', 'train.heap_allocator',
     'checkpoint.', 'data.root', 'data.cache_dir', 'data.num_threads', 'data.eval_',
-    'data.pad_to_multiple', 'data.synth.num_eval', 'data.synth.eval_seed', 'eval.', 'predict.',
-    'debug.',
+    'data.pad_to_multiple', 'data.synth.num_eval', 'data.synth.eval_seed', 'eval.', 'decode.',
+    'predict.', 'debug.',
 )
 # Keys --mode=eval and --mode=predict must share with training: the network, its input
 # features and the label space. Decoding options (thresholds, Viterbi, beam) and the

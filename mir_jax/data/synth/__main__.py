@@ -1,7 +1,8 @@
 """Writes a synthetic dataset folder.
 
   python -m mir_jax.data.synth --out DIR --num N --seed S --duration SECONDS \
-      [--max-duration SECONDS] [--soundfont PATH] [--sample-rate 22050] [--renderer soundfont|numpy] [--workers W]
+      [--max-duration SECONDS] [--soundfont PATH] [--sample-rate 22050] \
+      [--renderer soundfont|numpy] [--workers W]
 """
 
 from __future__ import annotations
