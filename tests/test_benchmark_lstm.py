@@ -77,3 +77,32 @@ def test_spread_skips_cases_missing_from_a_run(tmp_path):
   two['records'] = two['records'][:1]
   rows = spread.spread([one, two])
   assert [r['impl'] for r in rows] == ['mir_jax']
+
+
+_PHASES = os.path.join(os.path.dirname(_PATH), 'lstm_phases.py')
+_spec3 = importlib.util.spec_from_file_location('mir_jax_bench_phases', _PHASES)
+phases = importlib.util.module_from_spec(_spec3)
+_spec3.loader.exec_module(phases)
+
+
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_phase_flops_add_up_to_the_benchmarks_forward_backward_count(cell):
+  per_phase = phases.phase_flops(cell, 8, 500, 256, 128)
+  assert sum(per_phase.values()) == pytest.approx(
+      8 * 500 * bench.matmul_flops_per_token(cell, 256, 128, False, 'fwd+bwd'))
+  gates = {'lstm': 4, 'gru': 3}[cell]
+  assert per_phase['backward loop'] == 2 * 8 * 500 * 128 * gates * 128  # dgates @ W_hh^T
+
+
+def test_phases_run_and_print_every_phase(capsys):
+  from mir_jax import kernels  # pylint: disable=g-import-not-at-top
+  if not kernels.available():
+    pytest.skip('native kernels not built here')
+  phases.main(['--cell', 'gru', '--shape', '8,100,64,128', '--repeats', '1', '--rounds', '1',
+               '--host-devices', '1', '--gemm-size', '128'])
+  out = capsys.readouterr().out
+  flops = phases.phase_flops('gru', 8, 100, 64, 128)  # 0.12, 0.08 and 0.14 GFLOP
+  for name in ('forward loop', 'backward loop', 'gradients'):
+    line = [l for l in out.splitlines() if name in l][0]
+    assert f'{flops[name] / 1e9:7.2f}' in line
+  assert 'whole fwd+bwd' in out

@@ -31,20 +31,33 @@ def gru_layer(params, xs, h0, valid):
   return tuple(_forward(params, xs, h0, valid, save=False))
 
 
-def _fwd(params, xs, h0, valid):
+def forward_train(params, xs, h0, valid):
+  """The forward loop (C++) that saves what the backward pass needs: ``(outputs, saved)``."""
   ys, h, acts, rns, h_prev = _forward(params, xs, h0, valid, save=True)
   return (ys, h), (params, xs, valid, acts, rns, h_prev)
 
 
-def _bwd(saved, cotangents):
+def backward_loop(saved, cotangents):
+  """The backward recurrence (C++): ``(d_rec, d_in (T, B, 3H), dh0)``.
+
+  ``d_rec`` is the gradient of the recurrent pre-activations (``h @ W_hh + b_hh``),
+  ``d_in`` of the input ones; they differ in the candidate gate, where the reset
+  gate multiplies the recurrent part.
+  """
   params, xs, valid, acts, rns, h_prev = saved
   dys, dh = cotangents
-  steps, batch, inputs = xs.shape
+  steps, batch, _ = xs.shape
   gates = jax.ShapeDtypeStruct(acts.shape, jnp.float32)
-  d_rec, d_in, dh0 = call('mir_jax_gru_backward',
-                           (gates, gates, jax.ShapeDtypeStruct(dh.shape, jnp.float32)),
-                           dys, dh, acts, rns, h_prev, mask(valid, steps, batch),
-                           params['w_hh'], aliases={2: 1})  # d_in over acts
+  return call('mir_jax_gru_backward',
+              (gates, gates, jax.ShapeDtypeStruct(dh.shape, jnp.float32)),
+              dys, dh, acts, rns, h_prev, mask(valid, steps, batch),
+              params['w_hh'], aliases={2: 1})  # d_in over acts
+
+
+def gradients(saved, d_rec, d_in):
+  """``(dparams, dxs)``: one XLA product each over all T * B rows."""
+  params, xs, _, _, _, h_prev = saved
+  steps, batch, inputs = xs.shape
   rows = steps * batch
   d_rec2, d_in2 = d_rec.reshape(rows, -1), d_in.reshape(rows, -1)
   dparams = {
@@ -53,8 +66,13 @@ def _bwd(saved, cotangents):
       'w_hh': h_prev.reshape(rows, -1).T @ d_rec2,
       'b_hh': jnp.sum(d_rec2, axis=0),
   }
-  dxs = (d_in2 @ params['w_ih'].T).reshape(xs.shape)
+  return dparams, (d_in2 @ params['w_ih'].T).reshape(xs.shape)
+
+
+def _bwd(saved, cotangents):
+  d_rec, d_in, dh0 = backward_loop(saved, cotangents)
+  dparams, dxs = gradients(saved, d_rec, d_in)
   return dparams, dxs, dh0, None
 
 
-gru_layer.defvjp(_fwd, _bwd)
+gru_layer.defvjp(forward_train, _bwd)

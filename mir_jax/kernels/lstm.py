@@ -51,19 +51,27 @@ def lstm_layer(params, xs, carry, valid):
   return ys, (h, c)
 
 
-def _fwd(params, xs, carry, valid):
+def forward_train(params, xs, carry, valid):
+  """The forward loop (C++) that saves what the backward pass needs: ``(outputs, saved)``."""
   ys, h, c, acts, tcs, h_prev, c_prev = _forward(params, xs, carry, valid, save=True)
   return (ys, (h, c)), (params, xs, valid, acts, tcs, h_prev, c_prev)
 
 
-def _bwd(saved, cotangents):
-  params, xs, valid, acts, tcs, h_prev, c_prev = saved
+def backward_loop(saved, cotangents):
+  """The backward recurrence (C++): ``(das (T, B, 4H), dh0, dc0)``, gate gradients per step."""
+  params, xs, valid, acts, tcs, _, c_prev = saved
   dys, (dh, dc) = cotangents
-  steps, batch, inputs = xs.shape
+  steps, batch, _ = xs.shape
   like = lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32)
-  das, dh0, dc0 = call('mir_jax_lstm_backward', (like(acts), like(dh), like(dc)),
-                        dys, dh, dc, acts, tcs, c_prev, mask(valid, steps, batch),
-                        params['w_hh'], aliases={3: 0})  # das over acts
+  return call('mir_jax_lstm_backward', (like(acts), like(dh), like(dc)),
+              dys, dh, dc, acts, tcs, c_prev, mask(valid, steps, batch),
+              params['w_hh'], aliases={3: 0})  # das over acts
+
+
+def gradients(saved, das):
+  """``(dparams, dxs)`` from the gate gradients: one XLA product each over all T * B rows."""
+  params, xs, _, _, _, h_prev, _ = saved
+  steps, batch, inputs = xs.shape
   rows = steps * batch
   da2 = das.reshape(rows, -1)
   dparams = {
@@ -71,8 +79,13 @@ def _bwd(saved, cotangents):
       'b': jnp.sum(da2, axis=0),
       'w_hh': h_prev.reshape(rows, -1).T @ da2,
   }
-  dxs = (da2 @ params['w_ih'].T).reshape(xs.shape)
+  return dparams, (da2 @ params['w_ih'].T).reshape(xs.shape)
+
+
+def _bwd(saved, cotangents):
+  das, dh0, dc0 = backward_loop(saved, cotangents)
+  dparams, dxs = gradients(saved, das)
   return dparams, dxs, (dh0, dc0), None
 
 
-lstm_layer.defvjp(_fwd, _bwd)
+lstm_layer.defvjp(forward_train, _bwd)
