@@ -144,3 +144,24 @@ def test_mixed_lengths_are_drawn_per_track_and_labelled_to_the_end(tmp_path):
     assert 'max_duration' not in _write(tmp_path / 'fixed')['settings']
     with pytest.raises(ValueError, match='max_duration must be >= duration'):
         _write(tmp_path / 'bad', max_duration=2.0)
+
+
+def test_same_soundfont_from_another_environment_reuses_the_set(tmp_path):
+    # A recreated virtualenv installs the same SoundFont under another path.
+    import shutil
+    from mir_jax.data.synth import rendering
+    first, second = tmp_path / 'env1', tmp_path / 'env2'
+    for env in (first, second):
+        env.mkdir()
+        shutil.copy(rendering.default_soundfont(), env / 'font.sf2')
+    out = tmp_path / 'set'
+    kw = dict(num=1, seed=3, duration=2.0, renderer='soundfont', workers=1, progress=False,
+              sample_rate=16000)
+    made = dataset.write_dataset(out, soundfont=str(first / 'font.sf2'), **kw)
+    again = dataset.write_dataset(out, soundfont=str(second / 'font.sf2'), **kw)
+    assert again == made
+    other = tmp_path / 'env3'
+    other.mkdir()
+    (other / 'font.sf2').write_bytes((first / 'font.sf2').read_bytes()[:-4])  # another file
+    with pytest.raises(ValueError, match='differ in soundfont'):
+        dataset.write_dataset(out, soundfont=str(other / 'font.sf2'), **kw)

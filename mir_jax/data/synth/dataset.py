@@ -100,6 +100,19 @@ def _read_manifest(path) -> dict | None:
         raise ValueError(f'{path}: unreadable manifest: {e}') from e
 
 
+def _comparable(settings: dict) -> dict:
+    """Settings as compared with a folder's manifest: the SoundFont by file name and size.
+
+    Its absolute path lies inside the environment that rendered the set, so the
+    same SoundFont installed in another virtualenv must not make the cached set
+    look foreign.
+    """
+    sf = settings.get('soundfont')
+    if not sf:
+        return settings
+    return {**settings, 'soundfont': {'file': os.path.basename(sf['path']), 'bytes': sf['bytes']}}
+
+
 def _existing(out_dir: str, settings: dict) -> dict | None:
     """The existing manifest if ``out_dir`` holds this dataset; an error if another."""
     if not os.path.exists(out_dir):
@@ -110,9 +123,9 @@ def _existing(out_dir: str, settings: dict) -> dict | None:
         if os.path.isdir(out_dir) and not os.listdir(out_dir):
             return None
         raise ValueError(f'{out_dir} exists but has no manifest.json; refusing to overwrite it')
-    if manifest.get('settings') != settings:
-        old = manifest.get('settings') or {}
-        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    old, new = _comparable(manifest.get('settings') or {}), _comparable(settings)
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ValueError(f'{manifest_path} was written with other settings (differ in '
                          f'{", ".join(diff)}); choose another folder or delete it')
     return manifest
