@@ -24,12 +24,14 @@ import time
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lstm import gemm_peak_gflops  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from mir_jax import kernels  # pylint: disable=wrong-import-position
+from mir_jax.kernels import gru as gru_kernel, lstm as lstm_kernel  # pylint: disable=wrong-import-position
 from mir_jax.nn import cells  # pylint: disable=wrong-import-position
 from mir_jax.train import malloc, sharding  # pylint: disable=wrong-import-position
 
@@ -69,8 +71,6 @@ def main(argv=None):
   count = sharding.use_host_devices(args.host_devices, key='--host-devices')
   if not kernels.available():
     raise SystemExit('the native kernels are not available (no C++ compiler, or MIR_JAX_NATIVE=0)')
-  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from mir_jax.kernels import gru as gru_kernel, lstm as lstm_kernel  # pylint: disable=g-import-not-at-top
   batch, steps, feat, hidden = (int(v) for v in args.shape.split(','))
   mesh = sharding.make_mesh(jax.devices()[:count])
   axis = mesh.axis_names[0]

@@ -64,8 +64,7 @@ def differences(saved: Any, current: Any, *, only: Iterable[str] | None = None,
 
   ``only`` limits the comparison to keys under those prefixes; ``skip`` leaves
   keys out. Keys in just one of the two (a config key added or removed since
-  the run) are not compared. ``data.crop_frames`` 0 is resolved by training
-  (the longest track), so 0 here matches the run's resolved value.
+  the run) are not compared.
   """
   a, b = flatten(saved), flatten(current)
   lines = []
@@ -73,8 +72,6 @@ def differences(saved: Any, current: Any, *, only: Iterable[str] | None = None,
     if only is not None and not _matches(key, only):
       continue
     if _matches(key, skip) or a[key] == b[key]:
-      continue
-    if key == 'data.crop_frames' and b[key] == 0:
       continue
     lines.append(f'{key}: run {a[key]!r}, this command {b[key]!r}')
   return lines
@@ -104,7 +101,9 @@ def check(workdir: str, config: Any, mode: str) -> None:
   if saved is None:
     return
   if mode == 'train':
-    lines = differences(saved, config, skip=RESUMABLE)
+    # data.crop_frames 0 is resolved by training (the longest track) and recorded resolved.
+    resolved = ('data.crop_frames',) if flatten(config).get('data.crop_frames') == 0 else ()
+    lines = differences(saved, config, skip=RESUMABLE + resolved)
     advice = ('resume with the same config (only '
               + ', '.join(p + '*' if p[-1] in '._' else p for p in RESUMABLE)
               + ' may change), or train the changed config in another --workdir')
